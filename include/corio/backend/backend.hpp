@@ -1,0 +1,76 @@
+#pragma once
+// The interface both backends implement. An io_op lives in the awaiting coroutine
+// frame (no allocation per operation); the backend calls op->complete exactly once,
+// after the kernel has let go of the op's buffers, with op->result set to the
+// syscall's result or -errno (-ECANCELED when a cancel won).
+
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <string_view>
+
+#include <sys/socket.h>
+
+namespace corio {
+
+enum class backend_kind : std::uint8_t { automatic, io_uring, epoll };
+
+constexpr std::string_view to_string(backend_kind k) noexcept {
+    switch (k) {
+        case backend_kind::automatic: return "automatic";
+        case backend_kind::io_uring: return "io_uring";
+        case backend_kind::epoll: return "epoll";
+    }
+    return "unknown";
+}
+
+namespace detail {
+
+enum class io_kind : std::uint8_t { poll, read, write, recv, send, accept, connect };
+
+struct io_op {
+    io_kind kind = io_kind::poll;
+    int fd = -1;
+    std::uint32_t poll_mask = 0;  // poll: POLLIN / POLLOUT
+    int msg_flags = 0;            // recv / send / accept flags
+    void* buf = nullptr;
+    std::size_t len = 0;
+    std::int64_t offset = -1;  // read / write: -1 means the file position
+    sockaddr* addr = nullptr;
+    socklen_t addrlen = 0;  // connect: the address length; accept: in/out length
+    int result = 0;
+    void (*complete)(io_op*) noexcept = nullptr;
+
+    // Backend bookkeeping.
+    io_op* next = nullptr;  // epoll: waiters on one fd
+    bool in_kernel = false;
+    bool cancel_requested = false;
+    bool waiting_ready = false;  // io_uring: polling before a retry after -EAGAIN
+};
+
+class backend {
+public:
+    backend() = default;
+    backend(const backend&) = delete;
+    backend& operator=(const backend&) = delete;
+    virtual ~backend() = default;
+
+    [[nodiscard]] virtual backend_kind kind() const noexcept = 0;
+    /// Starts an operation; completion may come in a later wait() or, on epoll for a
+    /// syscall that succeeds at once, inside submit() itself (still before it returns).
+    virtual void submit(io_op& op) = 0;
+    /// Abandons an operation; its complete() still comes, with -ECANCELED or a result
+    /// if the operation won the race.
+    virtual void cancel(io_op& op) noexcept = 0;
+    /// Waits for completions; timeout < 0: forever, 0: poll. Calls op->complete for each.
+    /// Returns true if the remote-wakeup fd fired.
+    virtual bool wait(std::chrono::nanoseconds timeout) = 0;
+    /// Operations submitted and not yet completed.
+    [[nodiscard]] std::size_t in_flight() const noexcept { return in_flight_; }
+
+protected:
+    std::size_t in_flight_ = 0;
+};
+
+}  // namespace detail
+}  // namespace corio

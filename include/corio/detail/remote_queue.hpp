@@ -1,0 +1,104 @@
+#pragma once
+// The only door into a loop from other threads: a lock-free multi-producer,
+// single-consumer stack plus an eventfd. Producers push; the one that finds the
+// stack empty writes the eventfd, so a sleeping loop wakes exactly when needed.
+// The consumer takes the whole stack with one exchange and reverses it (FIFO).
+
+#include <atomic>
+#include <cerrno>
+#include <cstdint>
+#include <system_error>
+
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+namespace corio::detail {
+
+struct remote_item {
+    remote_item* next = nullptr;
+    // run == true: on the loop thread. run == false: the loop is gone; release resources.
+    void (*fn)(remote_item* self, bool run) noexcept = nullptr;
+};
+
+class remote_queue {
+public:
+    remote_queue() : efd_(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)) {
+        if (efd_ < 0) throw std::system_error(errno, std::system_category(), "corio: eventfd for the loop's wakeup");
+    }
+    remote_queue(const remote_queue&) = delete;
+    remote_queue& operator=(const remote_queue&) = delete;
+    ~remote_queue() {
+        close();
+        ::close(efd_);
+    }
+
+    [[nodiscard]] int fd() const noexcept { return efd_; }
+
+    /// Any thread. Returns false when the loop has closed the queue (the item was not taken).
+    bool push(remote_item* item) noexcept {
+        remote_item* head = head_.load(std::memory_order_relaxed);
+        do {
+            if (head == closed()) return false;
+            item->next = head;
+        } while (!head_.compare_exchange_weak(head, item, std::memory_order_release, std::memory_order_relaxed));
+        if (head == nullptr) wake();
+        return true;
+    }
+
+    void wake() noexcept {
+        const std::uint64_t one = 1;
+        // EAGAIN means the counter is already non-zero: the loop will wake anyway.
+        [[maybe_unused]] auto n = ::write(efd_, &one, sizeof one);
+    }
+
+    /// Loop thread: a cheap check before taking.
+    [[nodiscard]] bool maybe_nonempty() const noexcept {
+        remote_item* h = head_.load(std::memory_order_relaxed);
+        return h != nullptr && h != closed();
+    }
+
+    /// Loop thread: everything pushed so far, oldest first.
+    remote_item* take_all() noexcept {
+        remote_item* h = head_.exchange(nullptr, std::memory_order_acquire);
+        if (h == closed()) {
+            head_.store(closed(), std::memory_order_relaxed);
+            return nullptr;
+        }
+        remote_item* fifo = nullptr;
+        while (h != nullptr) {
+            remote_item* next = h->next;
+            h->next = fifo;
+            fifo = h;
+            h = next;
+        }
+        return fifo;
+    }
+
+    /// Loop thread, at destruction: refuse further pushes and release what is queued.
+    void close() noexcept {
+        remote_item* h = head_.exchange(closed(), std::memory_order_acq_rel);
+        if (h == closed()) return;
+        while (h != nullptr) {
+            remote_item* next = h->next;
+            h->fn(h, false);
+            h = next;
+        }
+    }
+
+    /// Resets the eventfd counter after a wakeup.
+    void drain_eventfd() noexcept {
+        std::uint64_t v = 0;
+        [[maybe_unused]] auto n = ::read(efd_, &v, sizeof v);
+    }
+
+private:
+    static remote_item* closed() noexcept {
+        static remote_item sentinel;
+        return &sentinel;
+    }
+
+    std::atomic<remote_item*> head_{nullptr};
+    int efd_;
+};
+
+}  // namespace corio::detail

@@ -1,0 +1,602 @@
+#pragma once
+// event_loop: one per thread. Owns the ready queue, the timer heap, the backend and
+// the door for other threads. One turn: run what is ready; take what other threads
+// sent; fire due timers; then wait in the backend until the nearest deadline or an
+// event (never longer, never busy).
+
+#include <chrono>
+#include <coroutine>
+#include <cstdlib>
+#include <exception>
+#include <functional>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <system_error>
+#include <thread>
+#include <utility>
+#include <vector>
+
+#include <corio/backend/backend.hpp>
+#include <corio/backend/epoll.hpp>
+#include <corio/backend/uring.hpp>
+#include <corio/config.hpp>
+#include <corio/detail/awaitable_traits.hpp>
+#include <corio/detail/ready_queue.hpp>
+#include <corio/detail/remote_queue.hpp>
+#include <corio/detail/task_node.hpp>
+#include <corio/detail/timer_heap.hpp>
+#include <corio/errors.hpp>
+#include <corio/task.hpp>
+
+namespace corio {
+
+template <class T>
+class future;
+class event_loop;
+
+struct spawn_options {
+    std::string name;
+};
+
+/// What the loop reports to its exception handler.
+enum class report_kind : std::uint8_t {
+    unretrieved_exception,  // a task or future failed and nobody looked at its exception
+    callback_exception,     // a call_soon / call_later / done callback threw
+    slow_step,              // debug: a step ran longer than slow_step without suspending
+    backend_info,           // debug: which backend was chosen, and why
+};
+
+struct exception_context {
+    report_kind kind = report_kind::unretrieved_exception;
+    std::string message;
+    std::exception_ptr exception;  // null for slow_step and backend_info
+    std::string task_name;         // empty when not about a task
+    corio::source_location location{};  // where the task was spawned, when known
+};
+
+struct loop_options {
+    backend_kind backend = backend_kind::automatic;  // CORIO_BACKEND overrides automatic
+    unsigned queue_depth = 256;
+    bool debug = false;
+    std::chrono::nanoseconds slow_step = std::chrono::milliseconds(100);
+    std::function<void(const exception_context&)> exception_handler;  // default: one line on stderr
+};
+
+struct task_info {
+    std::string name;
+    std::string state;  // "pending", "running", "waiting"
+    corio::source_location location{};
+};
+
+namespace detail {
+
+inline thread_local event_loop* current_loop_ = nullptr;
+inline event_loop* current_loop() noexcept { return current_loop_; }
+
+/// A spawned task as the loop sees it: listed in tasks(), cancelled at shutdown.
+struct live_task : task_node {
+    live_task* live_prev_ = nullptr;
+    live_task* live_next_ = nullptr;
+    live_task* group_prev_ = nullptr;  // siblings in a task_group
+    live_task* group_next_ = nullptr;
+    bool started_ = false;
+    bool shutdown_cancelled_ = false;
+    corio::source_location where_{};
+    /// Destroys a task that never got to run (the loop is destroyed without running).
+    virtual void abandon() noexcept = 0;
+
+protected:
+    ~live_task() = default;
+};
+
+/// Any state that must be told when the loop goes away (futures, promises).
+struct loop_bound {
+    loop_bound* bound_prev_ = nullptr;
+    loop_bound* bound_next_ = nullptr;
+    virtual void loop_closing() noexcept = 0;
+
+protected:
+    ~loop_bound() = default;
+};
+
+inline void format_default_report(const exception_context& ctx) noexcept {
+    std::string line = "corio: " + ctx.message;
+    if (!ctx.task_name.empty()) line += " [task '" + ctx.task_name + "'";
+    if (ctx.location.line() != 0) {
+        line += ctx.task_name.empty() ? " [" : ", ";
+        line += std::string("spawned at ") + ctx.location.file_name() + ":" + std::to_string(ctx.location.line());
+    }
+    if (!ctx.task_name.empty() || ctx.location.line() != 0) line += "]";
+    if (ctx.exception) {
+        try {
+            std::rethrow_exception(ctx.exception);
+        } catch (const std::exception& e) {
+            line += ": ";
+            line += e.what();
+        } catch (...) {
+            line += ": unknown exception";
+        }
+    }
+    line += '\n';
+    std::fputs(line.c_str(), stderr);
+}
+
+}  // namespace detail
+
+/// Returned by call_later: cancels the callback while it has not run.
+class timer_handle {
+public:
+    timer_handle() = default;
+    timer_handle(timer_handle&& o) noexcept;
+    timer_handle& operator=(timer_handle&& o) noexcept;
+    timer_handle(const timer_handle&) = delete;
+    timer_handle& operator=(const timer_handle&) = delete;
+    ~timer_handle();
+    /// True if the callback was still pending and will now never run.
+    bool cancel() noexcept;
+    [[nodiscard]] bool pending() const noexcept { return entry_ != nullptr; }
+
+private:
+    friend class event_loop;
+    struct callback_timer;
+    callback_timer* entry_ = nullptr;
+};
+
+class event_loop {
+public:
+    explicit event_loop(loop_options options = {})
+        : options_(std::move(options)), owner_(std::this_thread::get_id()), remote_(std::make_shared<detail::remote_queue>()) {
+        backend_ = make_backend();
+    }
+    event_loop(const event_loop&) = delete;
+    event_loop& operator=(const event_loop&) = delete;
+    ~event_loop() {
+        // Tasks spawned but never run: destroy their frames, their futures end cancelled.
+        while (live_head_ != nullptr) live_head_->abandon();
+        discard_timers();
+        while (bound_head_ != nullptr) {
+            detail::loop_bound* b = bound_head_;
+            unbind(b);
+            b->loop_closing();
+        }
+        remote_->close();
+        destroy_zombies();
+    }
+
+    /// Runs the awaitable to completion (asyncio.run): then cancels and drains every task
+    /// still alive, and returns the awaitable's result or rethrows its exception.
+    template <class Awaitable>
+    auto run(Awaitable&& awaitable, corio::source_location where = corio::source_location::current())
+        -> detail::await_result_t<detail::task_for_t<Awaitable>>;
+
+    /// Schedules the awaitable as a task of its own (asyncio create_task). The loop keeps
+    /// it alive until it ends, whatever happens to the returned future.
+    template <class Awaitable>
+    auto spawn(Awaitable&& awaitable, spawn_options options = {},
+               corio::source_location where = corio::source_location::current())
+        -> future<detail::await_result_t<detail::task_for_t<Awaitable>>>;
+
+    /// Runs fn on the loop thread at the next turn. Loop thread only.
+    template <class F>
+    void call_soon(F&& fn) {
+        schedule_callback(new callback<std::decay_t<F>>(static_cast<F&&>(fn)));
+    }
+
+    /// Runs fn on the loop thread. Any thread.
+    template <class F>
+    void call_soon_threadsafe(F&& fn) {
+        auto* item = new remote_callback<std::decay_t<F>>(this, static_cast<F&&>(fn));
+        if (!remote_->push(item)) {
+            delete item;
+            throw usage_error("corio: call_soon_threadsafe on a closed event loop");
+        }
+    }
+
+    /// Runs fn on the loop thread once the delay has passed. Loop thread only.
+    template <class F>
+    timer_handle call_later(std::chrono::nanoseconds delay, F&& fn);
+
+    /// Ends run(): the main awaitable is cancelled, then everything is drained as usual.
+    /// Loop thread (use call_soon_threadsafe from others).
+    void stop() noexcept { stop_requested_ = true; }
+
+    [[nodiscard]] backend_kind backend() const noexcept { return backend_->kind(); }
+    [[nodiscard]] bool debug() const noexcept { return options_.debug; }
+    [[nodiscard]] bool is_running() const noexcept { return running_; }
+    [[nodiscard]] const loop_options& options() const noexcept { return options_; }
+
+    /// The loop running on this thread; throws usage_error when none is.
+    static event_loop& current() {
+        event_loop* l = detail::current_loop();
+        if (l == nullptr) throw usage_error("corio: no event loop is running on this thread");
+        return *l;
+    }
+
+    /// Live spawned tasks: name and state.
+    [[nodiscard]] std::vector<task_info> tasks() const {
+        std::vector<task_info> out;
+        for (detail::live_task* t = live_head_; t != nullptr; t = t->live_next_) {
+            const char* state = !t->started_ ? "pending" : (t == running_task() ? "running" : "waiting");
+            out.push_back(task_info{t->describe(), state, t->where_});
+        }
+        return out;
+    }
+
+    /// Reports through the exception handler (never throws).
+    void report(const exception_context& ctx) noexcept {
+        try {
+            if (options_.exception_handler)
+                options_.exception_handler(ctx);
+            else
+                detail::format_default_report(ctx);
+        } catch (...) {
+            detail::format_default_report(exception_context{
+                report_kind::callback_exception, "the exception handler itself threw", std::current_exception(), {}, {}});
+        }
+    }
+
+    // ---- corio's own awaitables use what follows; user code has no need of it ----
+
+    void schedule(std::coroutine_handle<> h, detail::task_node* node) { ready_.push({nullptr, h.address(), node}); }
+    void schedule(const detail::work_item& w) { ready_.push(w); }
+
+    void add_timer(detail::timer_entry& e) { timers_.push(&e); }
+    void remove_timer(detail::timer_entry& e) noexcept {
+        if (e.armed()) timers_.erase(&e);
+    }
+
+    detail::backend& io() noexcept { return *backend_; }
+    detail::remote_queue& remote() noexcept { return *remote_; }
+    std::shared_ptr<detail::remote_queue> remote_ref() const noexcept { return remote_; }
+
+    /// A finished root coroutine, destroyed once the current step has unwound.
+    void defer_destroy(std::coroutine_handle<> h) { zombies_.push_back(h); }
+
+    void link_live(detail::live_task* t) noexcept {
+        t->live_next_ = live_head_;
+        if (live_head_ != nullptr) live_head_->live_prev_ = t;
+        live_head_ = t;
+        ++live_count_;
+    }
+    void unlink_live(detail::live_task* t) noexcept {
+        if (t->live_prev_ != nullptr)
+            t->live_prev_->live_next_ = t->live_next_;
+        else
+            live_head_ = t->live_next_;
+        if (t->live_next_ != nullptr) t->live_next_->live_prev_ = t->live_prev_;
+        t->live_prev_ = t->live_next_ = nullptr;
+        --live_count_;
+    }
+    void bind(detail::loop_bound* b) noexcept {
+        b->bound_next_ = bound_head_;
+        if (bound_head_ != nullptr) bound_head_->bound_prev_ = b;
+        bound_head_ = b;
+    }
+    void unbind(detail::loop_bound* b) noexcept {
+        if (b->bound_prev_ != nullptr)
+            b->bound_prev_->bound_next_ = b->bound_next_;
+        else
+            bound_head_ = b->bound_next_;
+        if (b->bound_next_ != nullptr) b->bound_next_->bound_prev_ = b->bound_prev_;
+        b->bound_prev_ = b->bound_next_ = nullptr;
+    }
+    std::uint64_t next_task_id() noexcept { return ++task_ids_; }
+
+    /// The task whose step is running now (nullptr between steps).
+    [[nodiscard]] detail::task_node* running_node() const noexcept { return current_node_; }
+
+    /// One turn of the loop (public for run(); see the file comment).
+    void run_once();
+
+    /// Cancels every live task once and runs until none is left.
+    void drain();
+
+private:
+    struct callback_base {
+        virtual void invoke() = 0;
+        virtual ~callback_base() = default;
+    };
+    template <class F>
+    struct callback final : callback_base {
+        explicit callback(F&& f) : fn(std::move(f)) {}
+        explicit callback(const F& f) : fn(f) {}
+        void invoke() override { fn(); }
+        F fn;
+    };
+    template <class F>
+    struct remote_callback final : detail::remote_item {
+        template <class G>
+        remote_callback(event_loop* l, G&& g) : loop(l), func(static_cast<G&&>(g)) {
+            fn = &run_or_drop;
+        }
+        static void run_or_drop(detail::remote_item* self, bool run) noexcept {
+            auto* me = static_cast<remote_callback*>(self);
+            if (run) {
+                try {
+                    me->func();
+                } catch (...) {
+                    me->loop->report({report_kind::callback_exception, "exception in a call_soon_threadsafe callback",
+                                      std::current_exception(), {}, {}});
+                }
+            }
+            delete me;
+        }
+        event_loop* loop;
+        F func;
+    };
+
+    void schedule_callback(callback_base* cb) {
+        ready_.push({[](void* p) noexcept {
+                         auto* c = static_cast<callback_base*>(p);
+                         try {
+                             c->invoke();
+                         } catch (...) {
+                             detail::current_loop()->report({report_kind::callback_exception,
+                                                             "exception in a call_soon callback", std::current_exception(),
+                                                             {}, {}});
+                         }
+                         delete c;
+                     },
+                     cb, nullptr});
+    }
+
+    std::unique_ptr<detail::backend> make_backend();
+    void dispatch(const detail::work_item& w) noexcept;
+    void take_remote() noexcept;
+    void fire_timers(detail::clock::time_point now) noexcept;
+    void discard_timers() noexcept;
+    void destroy_zombies() noexcept {
+        while (!zombies_.empty()) {
+            std::coroutine_handle<> h = zombies_.back();
+            zombies_.pop_back();
+            h.destroy();
+        }
+    }
+    [[nodiscard]] const detail::live_task* running_task() const noexcept {
+        for (const detail::task_node* n = current_node_; n != nullptr; n = n->parent_)
+            if (n->name_ != nullptr) return static_cast<const detail::live_task*>(n);
+        return nullptr;
+    }
+
+    friend struct run_scope;
+    friend class timer_handle;
+
+    loop_options options_;
+    std::thread::id owner_;
+    std::unique_ptr<detail::backend> backend_;
+    std::shared_ptr<detail::remote_queue> remote_;
+    detail::ready_queue ready_;
+    detail::timer_heap timers_;
+    std::vector<std::coroutine_handle<>> zombies_;
+    detail::live_task* live_head_ = nullptr;
+    std::size_t live_count_ = 0;
+    detail::loop_bound* bound_head_ = nullptr;
+    detail::task_node* current_node_ = nullptr;
+    std::uint64_t task_ids_ = 0;
+    std::size_t since_poll_ = 0;
+    bool running_ = false;
+    bool stop_requested_ = false;
+};
+
+// ---- timers with callbacks (call_later) ----
+
+struct timer_handle::callback_timer : detail::timer_entry {
+    timer_handle* owner = nullptr;
+    std::function<void()> fn;
+    event_loop* loop = nullptr;
+};
+
+inline timer_handle::timer_handle(timer_handle&& o) noexcept : entry_(std::exchange(o.entry_, nullptr)) {
+    if (entry_ != nullptr) entry_->owner = this;
+}
+inline timer_handle& timer_handle::operator=(timer_handle&& o) noexcept {
+    if (this != &o) {
+        if (entry_ != nullptr) entry_->owner = nullptr;
+        entry_ = std::exchange(o.entry_, nullptr);
+        if (entry_ != nullptr) entry_->owner = this;
+    }
+    return *this;
+}
+inline timer_handle::~timer_handle() {
+    if (entry_ != nullptr) entry_->owner = nullptr;  // detach: the callback still runs
+}
+inline bool timer_handle::cancel() noexcept {
+    if (entry_ == nullptr) return false;
+    callback_timer* e = std::exchange(entry_, nullptr);
+    e->loop->remove_timer(*e);
+    delete e;
+    return true;
+}
+
+template <class F>
+timer_handle event_loop::call_later(std::chrono::nanoseconds delay, F&& fn) {
+    auto* e = new timer_handle::callback_timer;
+    e->fn = std::function<void()>(static_cast<F&&>(fn));
+    e->loop = this;
+    e->deadline = detail::clock::now() + (delay.count() > 0 ? delay : std::chrono::nanoseconds(0));
+    e->fire = [](detail::timer_entry* te) noexcept {
+        auto* ct = static_cast<timer_handle::callback_timer*>(te);
+        if (ct->owner != nullptr) ct->owner->entry_ = nullptr;
+        ct->owner = nullptr;
+        try {
+            ct->fn();
+        } catch (...) {
+            ct->loop->report({report_kind::callback_exception, "exception in a call_later callback",
+                              std::current_exception(), {}, {}});
+        }
+        delete ct;
+    };
+    add_timer(*e);
+    timer_handle h;
+    h.entry_ = e;
+    e->owner = &h;
+    return h;  // a move, if any, re-points the entry at the new handle
+}
+
+// ---- the loop's turn ----
+
+inline std::unique_ptr<detail::backend> event_loop::make_backend() {
+    backend_kind want = options_.backend;
+    if (want == backend_kind::automatic) {
+        if (const char* env = std::getenv("CORIO_BACKEND"); env != nullptr && *env != '\0') {
+            const std::string_view v(env);
+            if (v == "io_uring")
+                want = backend_kind::io_uring;
+            else if (v == "epoll")
+                want = backend_kind::epoll;
+            else if (v != "automatic")
+                throw std::system_error(EINVAL, std::system_category(),
+                                        "corio: CORIO_BACKEND='" + std::string(v) +
+                                            "' is not a backend (expected io_uring, epoll or automatic)");
+        }
+    }
+    const int wake_fd = remote_->fd();
+    auto note = [this](const std::string& msg) {
+        if (options_.debug) report({report_kind::backend_info, msg, nullptr, {}, {}});
+    };
+    if (want == backend_kind::epoll) {
+        note("event loop uses the epoll backend (requested)");
+        return std::make_unique<detail::epoll_backend>(wake_fd);
+    }
+#if CORIO_HAS_IO_URING
+    if (want == backend_kind::io_uring) {
+        auto b = std::make_unique<detail::uring_backend>(options_.queue_depth, wake_fd);  // throws a clear error
+        note("event loop uses the io_uring backend (requested)");
+        return b;
+    }
+    try {
+        auto b = std::make_unique<detail::uring_backend>(options_.queue_depth, wake_fd);
+        note("event loop uses the io_uring backend");
+        return b;
+    } catch (const std::system_error& e) {
+        note(std::string("io_uring is not available, falling back to epoll: ") + e.what());
+        return std::make_unique<detail::epoll_backend>(wake_fd);
+    }
+#else
+    if (want == backend_kind::io_uring)
+        throw std::system_error(ENOSYS, std::system_category(),
+                                "corio: the io_uring backend was requested but corio was built without liburing");
+    note("event loop uses the epoll backend (built without liburing)");
+    return std::make_unique<detail::epoll_backend>(wake_fd);
+#endif
+}
+
+inline void event_loop::dispatch(const detail::work_item& w) noexcept {
+    current_node_ = w.node;
+    if (CORIO_UNLIKELY(options_.debug)) {
+        const auto t0 = detail::clock::now();
+        if (w.fn != nullptr)
+            w.fn(w.arg);
+        else
+            std::coroutine_handle<>::from_address(w.arg).resume();
+        const auto took = detail::clock::now() - t0;
+        if (took > options_.slow_step) {
+            const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(took).count();
+            exception_context ctx{report_kind::slow_step,
+                                  "a step ran for " + std::to_string(ms) +
+                                      " ms without suspending (a blocking call inside a coroutine?)",
+                                  nullptr, w.node != nullptr ? w.node->describe() : std::string("<callback>"), {}};
+            report(ctx);
+        }
+    } else if (w.fn != nullptr) {
+        w.fn(w.arg);
+    } else {
+        std::coroutine_handle<>::from_address(w.arg).resume();
+    }
+    current_node_ = nullptr;
+    if (!zombies_.empty()) destroy_zombies();
+}
+
+inline void event_loop::take_remote() noexcept {
+    detail::remote_item* item = remote_->take_all();
+    while (item != nullptr) {
+        detail::remote_item* next = item->next;
+        item->fn(item, true);
+        item = next;
+    }
+}
+
+inline void event_loop::fire_timers(detail::clock::time_point now) noexcept {
+    while (!timers_.empty() && timers_.next_deadline() <= now) {
+        detail::timer_entry* e = timers_.pop();
+        e->fire(e);
+    }
+}
+
+inline void event_loop::discard_timers() noexcept {
+    // Only call_later timers can outlive their tasks; their callbacks never run.
+    while (!timers_.empty()) {
+        auto* e = static_cast<timer_handle::callback_timer*>(timers_.pop());
+        if (e->owner != nullptr) e->owner->entry_ = nullptr;
+        delete e;
+    }
+}
+
+inline void event_loop::run_once() {
+    if (ready_.empty()) {
+        // Idle: sleep in the kernel until the nearest deadline, an event or a wakeup.
+        std::chrono::nanoseconds timeout(-1);
+        if (remote_->maybe_nonempty()) {
+            timeout = std::chrono::nanoseconds(0);
+        } else if (!timers_.empty()) {
+            const auto left = timers_.next_deadline() - detail::clock::now();
+            timeout = left.count() > 0 ? std::chrono::duration_cast<std::chrono::nanoseconds>(left)
+                                       : std::chrono::nanoseconds(0);
+        }
+        since_poll_ = 0;
+        if (backend_->wait(timeout)) remote_->drain_eventfd();
+    } else if (backend_->in_flight() > 0 && since_poll_ >= 64) {
+        // Busy: look at I/O without blocking, but not on every turn of a tight yield
+        // loop (each look is a syscall).
+        since_poll_ = 0;
+        if (backend_->wait(std::chrono::nanoseconds(0))) remote_->drain_eventfd();
+    }
+    if (remote_->maybe_nonempty()) take_remote();
+    if (!timers_.empty()) fire_timers(detail::clock::now());
+
+    // Run what is ready now; what these steps make ready runs next turn, after I/O and timers.
+    const std::size_t n = ready_.size();
+    for (std::size_t i = 0; i < n; ++i) dispatch(ready_.pop());
+    since_poll_ += n;
+}
+
+inline void event_loop::drain() {
+    for (;;) {
+        for (detail::live_task* t = live_head_; t != nullptr; t = t->live_next_) {
+            // Once each: a task that catches the cancel may await during its cleanup.
+            if (!t->shutdown_cancelled_) {
+                t->shutdown_cancelled_ = true;
+                t->request_cancel();
+            }
+        }
+        if (live_count_ == 0 && ready_.empty()) break;
+        run_once();
+    }
+}
+
+/// Marks the loop running on this thread for the duration of run().
+struct run_scope {
+    explicit run_scope(event_loop& l) : loop(l) {
+        if (l.owner_ != std::this_thread::get_id())
+            throw usage_error("corio: an event loop must run on the thread that created it");
+        if (l.running_) throw usage_error("corio: event_loop::run called while the loop is already running");
+        if (detail::current_loop_ != nullptr)
+            throw usage_error("corio: cannot run an event loop inside another running loop on the same thread");
+        l.running_ = true;
+        l.stop_requested_ = false;
+        detail::current_loop_ = &l;
+    }
+    ~run_scope() {
+        loop.running_ = false;
+        detail::current_loop_ = nullptr;
+    }
+    run_scope(const run_scope&) = delete;
+    run_scope& operator=(const run_scope&) = delete;
+    event_loop& loop;
+};
+
+}  // namespace corio
+
+#include <corio/run.hpp>
+#include <corio/spawn.hpp>

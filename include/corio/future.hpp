@@ -1,0 +1,410 @@
+#pragma once
+// future<T>: the shared result of spawned work or of a promise<T>. Any number of
+// coroutines on the future's loop may await it. Its state lives on that loop and is
+// touched only there; a promise completed from another thread posts the result to
+// the loop, which is why the reference count needs no atomics.
+
+#include <coroutine>
+#include <exception>
+#include <functional>
+#include <future>
+#include <memory>
+#include <optional>
+#include <type_traits>
+#include <utility>
+#include <vector>
+
+#include <corio/detail/remote_queue.hpp>
+#include <corio/detail/task_node.hpp>
+#include <corio/errors.hpp>
+#include <corio/event_loop.hpp>
+
+namespace corio {
+
+template <class T>
+class future;
+template <class T>
+class promise;
+
+namespace detail {
+
+struct future_waiter {
+    future_waiter* next = nullptr;
+    future_waiter* prev = nullptr;
+    std::coroutine_handle<> handle{};
+    task_node* node = nullptr;
+};
+
+class future_state_base : public loop_bound {
+public:
+    enum class status : std::uint8_t { pending, value, failed, cancelled };
+
+    explicit future_state_base(event_loop* loop) : loop_(loop) {
+        if (loop_ != nullptr) loop_->bind(this);
+    }
+    future_state_base(const future_state_base&) = delete;
+    future_state_base& operator=(const future_state_base&) = delete;
+
+    void add_ref() noexcept { ++refs_; }
+    void release() noexcept {
+        if (--refs_ == 0) {
+            if (loop_ != nullptr) {
+                report_if_unretrieved();
+                loop_->unbind(this);
+            }
+            delete this;
+        }
+    }
+
+    [[nodiscard]] status state() const noexcept { return status_; }
+    [[nodiscard]] bool done() const noexcept { return status_ != status::pending; }
+    [[nodiscard]] event_loop* loop() const noexcept { return loop_; }
+    [[nodiscard]] std::uint32_t refs() const noexcept { return refs_; }
+
+    /// asyncio semantics: false when already done; a spawned task is asked to stop and
+    /// its future completes when it has; a promise's future completes cancelled at once.
+    virtual bool cancel() noexcept {
+        if (done()) return false;
+        status_ = status::cancelled;
+        finish();
+        return true;
+    }
+
+    void set_exception(std::exception_ptr e) noexcept {
+        if (done()) return;
+        exception_ = std::move(e);
+        status_ = status::failed;
+        finish();
+    }
+
+    /// The failure, marking it retrieved; throws cancelled_error for a cancelled future.
+    std::exception_ptr exception() {
+        if (status_ == status::pending) throw usage_error("corio: future::exception() before the future is done");
+        if (status_ == status::cancelled) throw cancelled_error();
+        retrieved_ = true;
+        return exception_;
+    }
+
+    void rethrow_if_failed() {
+        if (status_ == status::cancelled) throw cancelled_error();
+        if (status_ == status::failed) {
+            retrieved_ = true;
+            std::rethrow_exception(exception_);
+        }
+    }
+
+    void add_waiter(future_waiter* w) noexcept {
+        w->next = nullptr;
+        w->prev = waiters_tail_;
+        if (waiters_tail_ != nullptr)
+            waiters_tail_->next = w;
+        else
+            waiters_head_ = w;
+        waiters_tail_ = w;
+    }
+
+    void add_callback(std::function<void()> cb) {
+        if (loop_ == nullptr) throw usage_error("corio: add_done_callback on a future whose loop is gone");
+        if (done())
+            loop_->call_soon(std::move(cb));
+        else
+            callbacks_.push_back(std::move(cb));
+    }
+
+    void loop_closing() noexcept override {
+        report_if_unretrieved();
+        loop_ = nullptr;
+    }
+
+    [[nodiscard]] virtual std::string task_name() const { return {}; }
+    [[nodiscard]] virtual corio::source_location task_location() const { return {}; }
+
+protected:
+    virtual ~future_state_base() = default;
+
+    /// Wakes the awaiters in the order they came, and schedules the done callbacks.
+    void finish() noexcept {
+        while (waiters_head_ != nullptr) {
+            future_waiter* w = waiters_head_;
+            waiters_head_ = w->next;
+            w->next = w->prev = nullptr;
+            if (w->node != nullptr) w->node->disarm(w);
+            loop_->schedule(w->handle, w->node);
+        }
+        waiters_tail_ = nullptr;
+        for (auto& cb : callbacks_) loop_->call_soon(std::move(cb));
+        callbacks_.clear();
+    }
+
+    void report_if_unretrieved() noexcept {
+        if (status_ != status::failed || retrieved_ || loop_ == nullptr) return;
+        retrieved_ = true;  // once
+        loop_->report(exception_context{report_kind::unretrieved_exception, "Task exception was never retrieved",
+                                        exception_, task_name(), task_location()});
+    }
+
+    event_loop* loop_;
+    std::uint32_t refs_ = 1;
+    status status_ = status::pending;
+    bool retrieved_ = false;
+    std::exception_ptr exception_;
+    future_waiter* waiters_head_ = nullptr;
+    future_waiter* waiters_tail_ = nullptr;
+    std::vector<std::function<void()>> callbacks_;
+
+    template <class>
+    friend class corio::future;
+};
+
+template <class T>
+class future_state : public future_state_base {
+public:
+    using future_state_base::future_state_base;
+
+    template <class... Args>
+    void set_value(Args&&... args) {
+        if (done()) return;
+        if constexpr (!std::is_void_v<T>) value_.emplace(static_cast<Args&&>(args)...);
+        status_ = status::value;
+        finish();
+    }
+
+    [[nodiscard]] const auto& value_ref() const
+        requires(!std::is_void_v<T>)
+    {
+        if (!value_) throw usage_error("corio: the future's value was moved out by an earlier await");
+        return *value_;
+    }
+    auto take_value()
+        requires(!std::is_void_v<T>)
+    {
+        if (!value_) throw usage_error("corio: the future's value was moved out by an earlier await");
+        T v = std::move(*value_);
+        value_.reset();
+        return v;
+    }
+
+private:
+    struct empty {};
+    [[no_unique_address]] std::conditional_t<std::is_void_v<T>, empty, std::optional<non_void_t<T>>> value_;
+};
+
+/// The awaiter of future<T>. Cancelling the awaiting task cancels the awaited future
+/// (asyncio semantics; shield() prevents it); the awaiter then resumes when the future
+/// is done, so nothing is left running behind the awaiting task's back.
+template <class T, bool Move>
+class future_awaiter : future_waiter {
+public:
+    explicit future_awaiter(future_state<T>* st) noexcept : st_(st) {}
+
+    [[nodiscard]] bool await_ready() const noexcept { return st_->done(); }
+
+    template <class Promise>
+    bool await_suspend(std::coroutine_handle<Promise> h) {
+        if (st_->loop() != current_loop())
+            throw usage_error("corio: a future can only be awaited on the loop it belongs to");
+        if constexpr (std::is_base_of_v<promise_base, Promise>) node = h.promise().node_;
+        if (node != nullptr && node->take_pending_cancel()) {
+            cancelled_now_ = true;
+            return false;
+        }
+        handle = h;
+        st_->add_waiter(this);
+        if (node != nullptr) node->arm(&on_cancel, this);
+        return true;
+    }
+
+    T await_resume() {
+        if (cancelled_now_) throw_cancelled(nullptr);
+        if (st_->state() == future_state_base::status::cancelled) throw_cancelled(node);
+        st_->rethrow_if_failed();
+        if constexpr (std::is_void_v<T>) {
+            return;
+        } else if constexpr (!std::is_copy_constructible_v<T>) {
+            return st_->take_value();  // a move-only value can be delivered once
+        } else {
+            // Move out only when nobody else can see the value.
+            if (Move && st_->refs() == 1) return st_->take_value();
+            return st_->value_ref();
+        }
+    }
+
+private:
+    static void on_cancel(void* self) noexcept {
+        auto* me = static_cast<future_awaiter*>(self);
+        me->st_->cancel();  // the waiter stays linked; the future's completion resumes us
+    }
+
+    future_state<T>* st_;
+    bool cancelled_now_ = false;
+};
+
+}  // namespace detail
+
+template <class T>
+class future {
+public:
+    using value_type = T;
+
+    future() noexcept = default;
+    explicit future(detail::future_state<T>* st) noexcept : st_(st) {}  // adopts one reference
+    future(const future& o) noexcept : st_(o.st_) {
+        if (st_ != nullptr) st_->add_ref();
+    }
+    future(future&& o) noexcept : st_(std::exchange(o.st_, nullptr)) {}
+    future& operator=(future o) noexcept {
+        std::swap(st_, o.st_);
+        return *this;
+    }
+    ~future() {
+        if (st_ != nullptr) st_->release();
+    }
+
+    [[nodiscard]] bool valid() const noexcept { return st_ != nullptr; }
+    [[nodiscard]] bool done() const { return state().done(); }
+    [[nodiscard]] bool cancelled() const {
+        return state().state() == detail::future_state_base::status::cancelled;
+    }
+    /// Requests cancellation; false when the future is already done.
+    bool cancel() { return state().cancel(); }
+
+    /// The value (rethrows the failure; cancelled_error if cancelled). Only when done.
+    decltype(auto) result() const {
+        require_done("result");
+        st_->rethrow_if_failed();
+        if constexpr (!std::is_void_v<T>) return st_->value_ref();
+    }
+
+    /// The failure or nullptr; cancelled_error if cancelled. Only when done.
+    std::exception_ptr exception() const {
+        require_done("exception");
+        return st_->exception();
+    }
+
+    /// fn(const future<T>&) runs on the loop (soon) once the future is done.
+    template <class F>
+    void add_done_callback(F&& fn) {
+        state().add_callback([self = *this, f = std::decay_t<F>(static_cast<F&&>(fn))]() mutable { f(self); });
+    }
+
+    detail::future_awaiter<T, false> operator co_await() const& { return detail::future_awaiter<T, false>(&state()); }
+    detail::future_awaiter<T, true> operator co_await() && { return detail::future_awaiter<T, true>(&state()); }
+
+    [[nodiscard]] detail::future_state<T>* state_ptr() const noexcept { return st_; }
+
+private:
+    detail::future_state<T>& state() const {
+        if (st_ == nullptr) throw usage_error("corio: empty future (default-constructed or moved from)");
+        return *st_;
+    }
+    void require_done(const char* what) const {
+        if (!state().done()) throw usage_error(std::string("corio: future::") + what + "() before the future is done");
+    }
+
+    detail::future_state<T>* st_ = nullptr;
+};
+
+/// The producer side of a future. Create it on the loop's thread; complete it from any
+/// thread (the result travels to the loop, whose awaiters resume there). Destroying it
+/// uncompleted fails the future with std::future_error(broken_promise).
+template <class T>
+class promise {
+public:
+    promise() : promise(event_loop::current()) {}
+    explicit promise(event_loop& loop)
+        : st_(new detail::future_state<T>(&loop)), remote_(loop.remote_ref()) {}
+    promise(promise&& o) noexcept
+        : st_(std::exchange(o.st_, nullptr)), remote_(std::move(o.remote_)), satisfied_(o.satisfied_) {}
+    promise& operator=(promise&& o) noexcept {
+        if (this != &o) {
+            abandon();
+            st_ = std::exchange(o.st_, nullptr);
+            remote_ = std::move(o.remote_);
+            satisfied_ = o.satisfied_;
+        }
+        return *this;
+    }
+    promise(const promise&) = delete;
+    promise& operator=(const promise&) = delete;
+    ~promise() { abandon(); }
+
+    /// Loop thread only.
+    future<T> get_future() {
+        if (st_ == nullptr) throw usage_error("corio: promise::get_future on a moved-from promise");
+        st_->add_ref();
+        return future<T>(st_);
+    }
+
+    template <class... Args>
+    void set_value(Args&&... args) {
+        claim();
+        if constexpr (std::is_void_v<T>) {
+            static_assert(sizeof...(Args) == 0, "promise<void>::set_value takes no argument");
+            deliver([](detail::future_state<T>& s) { s.set_value(); });
+        } else {
+            deliver([v = T(static_cast<Args&&>(args)...)](detail::future_state<T>& s) mutable { s.set_value(std::move(v)); });
+        }
+    }
+
+    void set_exception(std::exception_ptr e) {
+        claim();
+        deliver([e = std::move(e)](detail::future_state<T>& s) mutable { s.set_exception(std::move(e)); });
+    }
+
+private:
+    void claim() {
+        if (st_ == nullptr) throw usage_error("corio: promise used after move");
+        if (satisfied_) throw std::future_error(std::future_errc::promise_already_satisfied);
+        satisfied_ = true;
+    }
+
+    void abandon() noexcept {
+        if (st_ == nullptr) return;
+        if (!satisfied_) {
+            satisfied_ = true;
+            try {
+                deliver([](detail::future_state<T>& s) {
+                    s.set_exception(std::make_exception_ptr(std::future_error(std::future_errc::broken_promise)));
+                });
+            } catch (...) {
+                // Out of memory while reporting a broken promise: the future's reference leaks.
+            }
+        }
+        st_ = nullptr;
+    }
+
+    // Runs `apply` on the state on its loop's thread, then drops our reference there.
+    template <class Apply>
+    void deliver(Apply&& apply) {
+        detail::future_state<T>* st = std::exchange(st_, nullptr);
+        if (st->loop() != nullptr && st->loop() == detail::current_loop()) {
+            apply(*st);
+            st->release();
+            return;
+        }
+        struct item final : detail::remote_item {
+            item(detail::future_state<T>* s, std::decay_t<Apply>&& a) : st(s), apply(std::move(a)) {
+                fn = [](detail::remote_item* self, bool run) noexcept {
+                    auto* me = static_cast<item*>(self);
+                    if (run) {
+                        me->apply(*me->st);
+                        me->st->release();
+                    }
+                    // Not run: the loop is gone with its futures' owners; the state leaks
+                    // rather than be touched from a thread that does not own it.
+                    delete me;
+                };
+            }
+            detail::future_state<T>* st;
+            std::decay_t<Apply> apply;
+        };
+        auto* it = new item(st, std::move(apply));
+        if (!remote_->push(it)) it->fn(it, false);
+    }
+
+    detail::future_state<T>* st_;
+    std::shared_ptr<detail::remote_queue> remote_;
+    bool satisfied_ = false;
+};
+
+}  // namespace corio

@@ -1,0 +1,146 @@
+#pragma once
+// gather: run awaitables concurrently and collect their results. On the first failure
+// the others are cancelled; gather waits for them, then rethrows that failure.
+// gather_settled: every outcome, nothing thrown (asyncio return_exceptions=True).
+
+#include <coroutine>
+#include <cstddef>
+#include <tuple>
+#include <utility>
+#include <vector>
+
+#include <corio/detail/child_group.hpp>
+#include <corio/outcome.hpp>
+#include <corio/task.hpp>
+
+namespace corio {
+
+namespace detail {
+
+template <class Children>
+struct group_awaiter_base {
+    Children children;
+
+    template <class... Args>
+    explicit group_awaiter_base(Args&&... args) : children(static_cast<Args&&>(args)...) {}
+
+    static bool await_ready() noexcept { return false; }
+    template <class Promise>
+    bool await_suspend(std::coroutine_handle<Promise> h) {
+        return children.group.start(h, true);
+    }
+};
+
+template <class... Ts>
+struct [[nodiscard]] gather_awaiter : group_awaiter_base<fixed_children<Ts...>> {
+    using group_awaiter_base<fixed_children<Ts...>>::group_awaiter_base;
+
+    std::tuple<non_void_t<Ts>...> await_resume() {
+        auto& g = this->children.group;
+        g.check_cancelled_before_start();
+        if (g.first_failed != child_group::npos) g.rethrow(g.slots[g.first_failed].promise->exception_);
+        return collect(std::index_sequence_for<Ts...>{});
+    }
+
+private:
+    template <std::size_t... I>
+    std::tuple<non_void_t<Ts>...> collect(std::index_sequence<I...>) {
+        return std::tuple<non_void_t<Ts>...>(take_result<Ts>(this->children.template promise<I>())...);
+    }
+};
+
+template <class T>
+struct [[nodiscard]] gather_range_awaiter : group_awaiter_base<range_children<T>> {
+    using group_awaiter_base<range_children<T>>::group_awaiter_base;
+
+    std::vector<non_void_t<T>> await_resume() {
+        auto& g = this->children.group;
+        g.check_cancelled_before_start();
+        if (g.first_failed != child_group::npos) g.rethrow(g.slots[g.first_failed].promise->exception_);
+        std::vector<non_void_t<T>> out;
+        out.reserve(g.count);
+        for (std::size_t i = 0; i < g.count; ++i) out.push_back(take_result<T>(this->children.promise(i)));
+        return out;
+    }
+};
+
+template <class T, class Promise>
+outcome<T> settle(Promise& p) {
+    if (p.exception_) return outcome<T>(p.exception_);
+    return outcome<T>(take_result<T>(p));
+}
+
+template <class... Ts>
+struct [[nodiscard]] gather_settled_awaiter : group_awaiter_base<fixed_children<Ts...>> {
+    using group_awaiter_base<fixed_children<Ts...>>::group_awaiter_base;
+
+    std::tuple<outcome<Ts>...> await_resume() {
+        auto& g = this->children.group;
+        g.check_cancelled_before_start();
+        if (g.parent_cancelled) throw_cancelled(g.parent_node);
+        return collect(std::index_sequence_for<Ts...>{});
+    }
+
+private:
+    template <std::size_t... I>
+    std::tuple<outcome<Ts>...> collect(std::index_sequence<I...>) {
+        return std::tuple<outcome<Ts>...>(settle<Ts>(this->children.template promise<I>())...);
+    }
+};
+
+template <class T>
+struct [[nodiscard]] gather_settled_range_awaiter : group_awaiter_base<range_children<T>> {
+    using group_awaiter_base<range_children<T>>::group_awaiter_base;
+
+    std::vector<outcome<T>> await_resume() {
+        auto& g = this->children.group;
+        g.check_cancelled_before_start();
+        if (g.parent_cancelled) throw_cancelled(g.parent_node);
+        std::vector<outcome<T>> out;
+        out.reserve(g.count);
+        for (std::size_t i = 0; i < g.count; ++i) out.push_back(settle<T>(this->children.promise(i)));
+        return out;
+    }
+};
+
+template <class R>
+concept awaitable_range = requires(R& r) {
+    std::begin(r);
+    std::end(r);
+} && !awaitable<R>;
+
+}  // namespace detail
+
+/// gather(a, b, ...) -> std::tuple of the results (void as std::monostate).
+template <class... Awaitables>
+    requires(sizeof...(Awaitables) > 0 && (!detail::awaitable_range<Awaitables> && ...))
+auto gather(Awaitables&&... as) {
+    return detail::gather_awaiter<detail::await_result_t<detail::task_for_t<Awaitables>>...>(
+        detail::make_task(static_cast<Awaitables&&>(as))..., detail::group_policy::fail_fast);
+}
+
+/// gather(range) -> std::vector of the results, in the range's order.
+template <detail::awaitable_range Range>
+auto gather(Range&& range) {
+    auto tasks = detail::tasks_from_range(static_cast<Range&&>(range));
+    using T = typename decltype(tasks)::value_type::value_type;
+    return detail::gather_range_awaiter<T>(std::move(tasks), detail::group_policy::fail_fast);
+}
+
+/// gather_settled(a, b, ...) -> std::tuple<outcome<T>...>: every outcome, none thrown.
+template <class... Awaitables>
+    requires(sizeof...(Awaitables) > 0 && (!detail::awaitable_range<Awaitables> && ...))
+auto gather_settled(Awaitables&&... as) {
+    return detail::gather_settled_awaiter<detail::await_result_t<detail::task_for_t<Awaitables>>...>(
+        detail::make_task(static_cast<Awaitables&&>(as))..., detail::group_policy::settle);
+}
+
+/// gather_settled(range) -> std::vector<outcome<T>>.
+template <detail::awaitable_range Range>
+auto gather_settled(Range&& range) {
+    auto tasks = detail::tasks_from_range(static_cast<Range&&>(range));
+    using T = typename decltype(tasks)::value_type::value_type;
+    return detail::gather_settled_range_awaiter<T>(std::move(tasks), detail::group_policy::settle);
+}
+
+}  // namespace corio

@@ -1,0 +1,43 @@
+#pragma once
+// run: asyncio.run. A fresh loop runs the awaitable to completion, then cancels and
+// drains every task still alive (each frame is destroyed), then returns the result or
+// rethrows the awaitable's exception.
+
+#include <utility>
+
+#include <corio/event_loop.hpp>
+#include <corio/future.hpp>
+
+namespace corio {
+
+template <class Awaitable>
+auto event_loop::run(Awaitable&& awaitable, corio::source_location where)
+    -> detail::await_result_t<detail::task_for_t<Awaitable>> {
+    using T = detail::await_result_t<detail::task_for_t<Awaitable>>;
+    run_scope scope(*this);
+    future<T> main = spawn(static_cast<Awaitable&&>(awaitable), spawn_options{"main"}, where);
+    detail::future_state<T>* st = main.state_ptr();
+    bool stop_delivered = false;
+    while (!st->done()) {
+        if (stop_requested_ && !stop_delivered) {
+            stop_delivered = true;
+            st->cancel();
+        }
+        run_once();
+    }
+    drain();
+    st->rethrow_if_failed();
+    if constexpr (!std::is_void_v<T>) {
+        if constexpr (std::is_copy_constructible_v<T> || std::is_move_constructible_v<T>) return st->take_value();
+    }
+}
+
+/// Runs the awaitable on a new event loop (asyncio.run).
+template <class Awaitable>
+auto run(Awaitable&& awaitable, loop_options options = {},
+         corio::source_location where = corio::source_location::current()) {
+    event_loop loop(std::move(options));
+    return loop.run(static_cast<Awaitable&&>(awaitable), where);
+}
+
+}  // namespace corio

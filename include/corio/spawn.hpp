@@ -1,0 +1,117 @@
+#pragma once
+// spawn: run an awaitable as a task of its own on the current loop (asyncio
+// create_task). The loop holds the task until it ends; the future shares its result.
+
+#include <string>
+#include <utility>
+
+#include <corio/event_loop.hpp>
+#include <corio/future.hpp>
+#include <corio/task.hpp>
+
+namespace corio {
+
+namespace detail {
+
+struct task_group_core;  // task_group.hpp
+std::coroutine_handle<> group_child_done(task_group_core* g, future_state_base& child, live_task& node) noexcept;
+
+template <class T>
+class spawn_state final : public future_state<T>, public live_task {
+public:
+    spawn_state(event_loop& loop, task<T> t, std::string name, corio::source_location where)
+        : future_state<T>(&loop), task_(std::move(t)), name_text_(std::move(name)) {
+        if (name_text_.empty()) name_text_ = "task-" + std::to_string(loop.next_task_id());
+        name_ = &name_text_;
+        where_ = where;
+        on_finish_ = &on_finish;
+        auto& p = task_.handle().promise();
+        p.node_ = this;
+        p.continuation_ = {};
+        this->add_ref();  // the loop's reference, dropped when the task ends
+        loop.link_live(this);
+        // The first step runs from the ready queue, like asyncio's create_task.
+        loop.schedule(detail::work_item{&start, static_cast<live_task*>(this), this});
+    }
+
+    bool cancel() noexcept override { return this->request_cancel(); }
+
+    void abandon() noexcept override {
+        // The loop dies before this task ever ran: drop the frame, end cancelled.
+        finished_ = true;
+        event_loop* loop = this->loop();
+        loop->unlink_live(this);
+        task_ = task<T>();
+        future_state_base::cancel();
+        this->release();
+    }
+
+    [[nodiscard]] std::string task_name() const override { return name_text_; }
+    [[nodiscard]] corio::source_location task_location() const override { return where_; }
+
+    task_group_core* group_ = nullptr;
+
+private:
+    static void start(void* self) noexcept {
+        auto* me = static_cast<spawn_state*>(static_cast<live_task*>(self));
+        me->started_ = true;
+        me->task_.handle().resume();
+    }
+
+    static std::coroutine_handle<> on_finish(task_node* n) noexcept {
+        auto* self = static_cast<spawn_state*>(n);
+        self->finished_ = true;
+        auto& p = self->task_.handle().promise();
+        if (p.exception_) {
+            try {
+                std::rethrow_exception(p.exception_);
+            } catch (const cancelled_error&) {
+                self->future_state_base::cancel();  // a task that let cancelled_error out ends cancelled
+            } catch (...) {
+                self->set_exception(p.exception_);
+            }
+        } else {
+            try {
+                if constexpr (std::is_void_v<T>)
+                    self->set_value();
+                else
+                    self->set_value(p.take());
+            } catch (...) {
+                self->set_exception(std::current_exception());
+            }
+        }
+        event_loop* loop = self->loop();
+        loop->unlink_live(self);
+        // The frame is still executing its final suspend: destroy it once the step unwinds.
+        loop->defer_destroy(self->task_.release());
+        std::coroutine_handle<> next = std::noop_coroutine();
+        if (self->group_ != nullptr) next = group_child_done(self->group_, *self, *self);
+        self->release();
+        return next;
+    }
+
+    task<T> task_;
+    std::string name_text_;
+};
+
+}  // namespace detail
+
+template <class Awaitable>
+auto event_loop::spawn(Awaitable&& awaitable, spawn_options options, corio::source_location where)
+    -> future<detail::await_result_t<detail::task_for_t<Awaitable>>> {
+    using T = detail::await_result_t<detail::task_for_t<Awaitable>>;
+    auto* st = new detail::spawn_state<T>(*this, detail::make_task(static_cast<Awaitable&&>(awaitable)),
+                                          std::move(options.name), where);
+    return future<T>(st);
+}
+
+/// spawn on the loop running on this thread.
+template <class Awaitable>
+auto spawn(Awaitable&& awaitable, spawn_options options = {},
+           corio::source_location where = corio::source_location::current()) {
+    return event_loop::current().spawn(static_cast<Awaitable&&>(awaitable), std::move(options), where);
+}
+
+}  // namespace corio
+
+#include <corio/task_group.hpp>

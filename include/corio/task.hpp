@@ -1,0 +1,183 @@
+#pragma once
+// task<T>: a lazy, move-only coroutine. It starts when awaited (or spawned) and hands
+// control back to its awaiter by symmetric transfer, so a chain of synchronously
+// completing tasks runs in constant stack.
+
+#include <coroutine>
+#include <exception>
+#include <memory>
+#include <optional>
+#include <type_traits>
+#include <utility>
+
+#include <corio/config.hpp>
+#include <corio/detail/awaitable_traits.hpp>
+#include <corio/detail/task_node.hpp>
+#include <corio/errors.hpp>
+
+namespace corio {
+
+template <class T = void>
+class task;
+
+namespace detail {
+
+struct promise_base {
+    std::coroutine_handle<> continuation_{};
+    task_node* node_ = nullptr;
+    std::exception_ptr exception_{};
+
+    struct final_awaiter {
+        static bool await_ready() noexcept { return false; }
+        template <class Promise>
+        std::coroutine_handle<> await_suspend(std::coroutine_handle<Promise> h) noexcept {
+            promise_base& p = h.promise();
+            if (p.continuation_) return p.continuation_;
+            // The root of a node (spawned, or a combinator's child): its owner decides.
+            return p.node_->on_finish_(p.node_);
+        }
+        static void await_resume() noexcept {}
+    };
+
+    static std::suspend_always initial_suspend() noexcept { return {}; }
+    static final_awaiter final_suspend() noexcept { return {}; }
+    void unhandled_exception() noexcept { exception_ = std::current_exception(); }
+
+    void rethrow_if_failed() const {
+        if (exception_) std::rethrow_exception(exception_);
+    }
+};
+
+template <class T>
+struct task_promise : promise_base {
+    using storage = std::conditional_t<std::is_reference_v<T>, std::add_pointer_t<T>, T>;
+    std::optional<storage> value_;
+
+    task<T> get_return_object() noexcept;
+
+    template <class U = T>
+        requires std::is_convertible_v<U&&, T>
+    void return_value(U&& v) noexcept(std::is_nothrow_constructible_v<T, U&&>) {
+        if constexpr (std::is_reference_v<T>)
+            value_.emplace(std::addressof(static_cast<T>(static_cast<U&&>(v))));
+        else
+            value_.emplace(static_cast<U&&>(v));
+    }
+
+    T take() {
+        rethrow_if_failed();
+        if constexpr (std::is_reference_v<T>)
+            return static_cast<T>(**value_);
+        else
+            return std::move(*value_);
+    }
+};
+
+template <>
+struct task_promise<void> : promise_base {
+    task<void> get_return_object() noexcept;
+    void return_void() noexcept {}
+    void take() const { rethrow_if_failed(); }
+};
+
+}  // namespace detail
+
+template <class T>
+class [[nodiscard]] task {
+public:
+    using promise_type = detail::task_promise<T>;
+    using value_type = T;
+    using handle_type = std::coroutine_handle<promise_type>;
+
+    task() noexcept = default;
+    explicit task(handle_type h) noexcept : h_(h) {}
+    task(task&& other) noexcept : h_(std::exchange(other.h_, {})) {}
+    task& operator=(task&& other) noexcept {
+        if (this != &other) {
+            if (h_) h_.destroy();
+            h_ = std::exchange(other.h_, {});
+        }
+        return *this;
+    }
+    task(const task&) = delete;
+    task& operator=(const task&) = delete;
+    ~task() {
+        if (h_) h_.destroy();
+    }
+
+    [[nodiscard]] bool valid() const noexcept { return static_cast<bool>(h_); }
+    [[nodiscard]] bool done() const noexcept { return h_ && h_.done(); }
+    [[nodiscard]] handle_type handle() const noexcept { return h_; }
+    handle_type release() noexcept { return std::exchange(h_, {}); }
+
+    class awaiter {
+    public:
+        explicit awaiter(handle_type h) noexcept : h_(h) {}
+        [[nodiscard]] bool await_ready() const noexcept { return false; }
+
+        template <class Promise>
+        std::coroutine_handle<> await_suspend(std::coroutine_handle<Promise> parent) noexcept {
+            auto& p = h_.promise();
+            p.continuation_ = parent;
+            // The child runs inside the awaiting task: it shares its cancellation node.
+            if constexpr (std::is_base_of_v<detail::promise_base, Promise>) p.node_ = parent.promise().node_;
+            return h_;
+        }
+
+        T await_resume() { return h_.promise().take(); }
+
+    private:
+        handle_type h_;
+    };
+
+    awaiter operator co_await() && { return awaiter(checked()); }
+    awaiter operator co_await() & { return awaiter(checked()); }
+
+private:
+    handle_type checked() const {
+        if (!h_) throw usage_error("corio: awaiting an empty task (moved from?)");
+        if (h_.done() || h_.promise().continuation_) throw usage_error("corio: a task can be awaited only once");
+        return h_;
+    }
+
+    handle_type h_{};
+};
+
+namespace detail {
+
+template <class T>
+task<T> task_promise<T>::get_return_object() noexcept {
+    return task<T>(std::coroutine_handle<task_promise<T>>::from_promise(*this));
+}
+
+inline task<void> task_promise<void>::get_return_object() noexcept {
+    return task<void>(std::coroutine_handle<task_promise<void>>::from_promise(*this));
+}
+
+template <class T>
+struct is_task : std::false_type {};
+template <class T>
+struct is_task<task<T>> : std::true_type {};
+
+template <class A>
+task<await_result_t<A>> wrap_awaitable(A a) {
+    co_return co_await std::move(a);
+}
+
+/// Any awaitable as a task: a task is taken as it is, anything else gets a small wrapper.
+template <class A>
+auto make_task(A&& a) {
+    using D = std::remove_cvref_t<A>;
+    if constexpr (is_task<D>::value) {
+        static_assert(!std::is_lvalue_reference_v<A>, "corio: pass tasks by value (std::move)");
+        return D(std::move(a));
+    } else {
+        return wrap_awaitable<D>(static_cast<A&&>(a));
+    }
+}
+
+template <class A>
+using task_for_t = decltype(make_task(std::declval<A>()));
+
+}  // namespace detail
+}  // namespace corio

@@ -1,0 +1,261 @@
+#pragma once
+// Threads: thread_pool, to_thread, run_in, run_coroutine_threadsafe. A pool job lives
+// in the awaiting frame; the worker posts its completion through the loop's
+// cross-thread queue, so the awaiting coroutine always resumes on its own loop.
+
+#include <condition_variable>
+#include <cstddef>
+#include <exception>
+#include <functional>
+#include <future>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <thread>
+#include <tuple>
+#include <type_traits>
+#include <utility>
+#include <vector>
+
+#include <corio/detail/remote_queue.hpp>
+#include <corio/event_loop.hpp>
+#include <corio/spawn.hpp>
+#include <corio/task.hpp>
+
+namespace corio {
+
+namespace detail {
+
+struct pool_job {
+    pool_job* next = nullptr;
+    pool_job* prev = nullptr;
+    void (*run)(pool_job*) noexcept = nullptr;
+};
+
+}  // namespace detail
+
+class thread_pool {
+public:
+    explicit thread_pool(std::size_t threads = default_size()) {
+        if (threads == 0) threads = 1;
+        workers_.reserve(threads);
+        for (std::size_t i = 0; i < threads; ++i) workers_.emplace_back([this] { work(); });
+    }
+    thread_pool(const thread_pool&) = delete;
+    thread_pool& operator=(const thread_pool&) = delete;
+    /// Runs what is queued, then joins the threads.
+    ~thread_pool() {
+        {
+            std::lock_guard lock(mutex_);
+            stopping_ = true;
+        }
+        cv_.notify_all();
+        for (auto& t : workers_) t.join();
+    }
+
+    [[nodiscard]] std::size_t size() const noexcept { return workers_.size(); }
+
+    static std::size_t default_size() noexcept {
+        const unsigned n = std::thread::hardware_concurrency();
+        return n == 0 ? 1 : n;
+    }
+
+    /// Awaitable: runs fn(args...) on a worker; resumes the awaiting task on its loop.
+    template <class F, class... Args>
+    auto run(F&& fn, Args&&... args);
+
+    // Jobs (corio's own awaitables use these).
+    void submit(detail::pool_job* job) {
+        {
+            std::lock_guard lock(mutex_);
+            job->next = nullptr;
+            job->prev = tail_;
+            if (tail_ != nullptr)
+                tail_->next = job;
+            else
+                head_ = job;
+            tail_ = job;
+        }
+        cv_.notify_one();
+    }
+
+    /// Takes a job back if no worker has started it. True when withdrawn.
+    bool withdraw(detail::pool_job* job) noexcept {
+        std::lock_guard lock(mutex_);
+        for (detail::pool_job* j = head_; j != nullptr; j = j->next) {
+            if (j != job) continue;
+            if (j->prev != nullptr)
+                j->prev->next = j->next;
+            else
+                head_ = j->next;
+            if (j->next != nullptr)
+                j->next->prev = j->prev;
+            else
+                tail_ = j->prev;
+            return true;
+        }
+        return false;
+    }
+
+private:
+    void work() {
+        for (;;) {
+            detail::pool_job* job = nullptr;
+            {
+                std::unique_lock lock(mutex_);
+                cv_.wait(lock, [this] { return head_ != nullptr || stopping_; });
+                if (head_ == nullptr) return;  // stopping, and nothing left to run
+                job = head_;
+                head_ = job->next;
+                if (head_ != nullptr)
+                    head_->prev = nullptr;
+                else
+                    tail_ = nullptr;
+            }
+            job->run(job);
+        }
+    }
+
+    std::mutex mutex_;
+    std::condition_variable cv_;
+    detail::pool_job* head_ = nullptr;
+    detail::pool_job* tail_ = nullptr;
+    bool stopping_ = false;
+    std::vector<std::thread> workers_;
+};
+
+namespace detail {
+
+template <class F, class... Args>
+class [[nodiscard]] pool_awaiter : pool_job, remote_item {
+public:
+    using result_type = std::invoke_result_t<F&, Args&...>;
+
+    template <class G, class... A>
+    pool_awaiter(thread_pool& pool, G&& fn, A&&... args)
+        : pool_(&pool), fn_(static_cast<G&&>(fn)), args_(static_cast<A&&>(args)...) {
+        pool_job::run = &run_on_worker;
+        remote_item::fn = &resume_on_loop;
+    }
+    pool_awaiter(const pool_awaiter&) = delete;
+    pool_awaiter& operator=(const pool_awaiter&) = delete;
+
+    static bool await_ready() noexcept { return false; }
+
+    template <class Promise>
+    bool await_suspend(std::coroutine_handle<Promise> h) {
+        loop_ = &event_loop::current();
+        if constexpr (std::is_base_of_v<promise_base, Promise>) node_ = h.promise().node_;
+        if (node_ != nullptr && node_->take_pending_cancel()) {
+            cancelled_ = true;
+            return false;
+        }
+        handle_ = h;
+        pool_->submit(this);
+        if (node_ != nullptr) node_->arm(&on_cancel, this);
+        return true;
+    }
+
+    result_type await_resume() {
+        if (cancelled_) throw_cancelled(node_);
+        if (error_) std::rethrow_exception(error_);
+        if constexpr (!std::is_void_v<result_type>) return std::move(*result_);
+    }
+
+private:
+    static void run_on_worker(pool_job* job) noexcept {
+        auto* me = static_cast<pool_awaiter*>(job);
+        try {
+            if constexpr (std::is_void_v<result_type>)
+                std::apply(me->fn_, me->args_);
+            else
+                me->result_.emplace(std::apply(me->fn_, me->args_));
+        } catch (...) {
+            me->error_ = std::current_exception();
+        }
+        // The loop is running: it waits for this very job before it can finish.
+        me->loop_->remote().push(me);
+    }
+
+    static void resume_on_loop(remote_item* item, bool) noexcept {
+        auto* me = static_cast<pool_awaiter*>(item);
+        if (me->node_ != nullptr) me->node_->disarm(me);
+        me->loop_->schedule(me->handle_, me->node_);
+    }
+
+    static void on_cancel(void* self) noexcept {
+        auto* me = static_cast<pool_awaiter*>(self);
+        // A job that has started cannot be stopped: it finishes, its result wins and
+        // the cancel waits for the next suspension point.
+        if (me->pool_->withdraw(me)) {
+            me->cancelled_ = true;
+            me->loop_->schedule(me->handle_, me->node_);
+        }
+    }
+
+    thread_pool* pool_;
+    F fn_;
+    std::tuple<Args...> args_;
+    std::optional<std::conditional_t<std::is_void_v<result_type>, char, std::remove_cvref_t<result_type>>> result_;
+    std::exception_ptr error_;
+    event_loop* loop_ = nullptr;
+    task_node* node_ = nullptr;
+    std::coroutine_handle<> handle_{};
+    bool cancelled_ = false;
+};
+
+template <class T>
+task<void> bridge_to_std_promise(task<T> t, std::promise<T> p) {
+    try {
+        if constexpr (std::is_void_v<T>) {
+            co_await std::move(t);
+            p.set_value();
+        } else {
+            p.set_value(co_await std::move(t));
+        }
+    } catch (...) {
+        p.set_exception(std::current_exception());
+    }
+}
+
+}  // namespace detail
+
+template <class F, class... Args>
+auto thread_pool::run(F&& fn, Args&&... args) {
+    return detail::pool_awaiter<std::decay_t<F>, std::decay_t<Args>...>(*this, static_cast<F&&>(fn),
+                                                                       static_cast<Args&&>(args)...);
+}
+
+/// The pool behind to_thread: one thread per hardware thread, made on first use.
+inline thread_pool& default_thread_pool() {
+    static thread_pool pool;
+    return pool;
+}
+
+/// Awaitable: fn(args...) on the default pool (asyncio.to_thread).
+template <class F, class... Args>
+auto to_thread(F&& fn, Args&&... args) {
+    return default_thread_pool().run(static_cast<F&&>(fn), static_cast<Args&&>(args)...);
+}
+
+/// Awaitable: fn(args...) on the given pool.
+template <class F, class... Args>
+auto run_in(thread_pool& pool, F&& fn, Args&&... args) {
+    return pool.run(static_cast<F&&>(fn), static_cast<Args&&>(args)...);
+}
+
+/// From any thread: runs the awaitable as a task on `loop`; the std::future gets its
+/// result (or exception, or cancelled_error if the loop cancels it while shutting down).
+template <class Awaitable>
+auto run_coroutine_threadsafe(event_loop& loop, Awaitable&& a) {
+    using T = detail::await_result_t<detail::task_for_t<Awaitable>>;
+    std::promise<T> p;
+    std::future<T> f = p.get_future();
+    loop.call_soon_threadsafe([&loop, t = detail::make_task(static_cast<Awaitable&&>(a)), p = std::move(p)]() mutable {
+        loop.spawn(detail::bridge_to_std_promise<T>(std::move(t), std::move(p)),
+                   spawn_options{"run_coroutine_threadsafe"});
+    });
+    return f;
+}
+
+}  // namespace corio

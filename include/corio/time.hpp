@@ -1,0 +1,167 @@
+#pragma once
+// sleep, sleep_until, yield and wait_for.
+
+#include <chrono>
+#include <coroutine>
+#include <utility>
+
+#include <corio/detail/child_group.hpp>
+#include <corio/detail/timer_heap.hpp>
+#include <corio/event_loop.hpp>
+#include <corio/task.hpp>
+
+namespace corio {
+
+namespace detail {
+
+class [[nodiscard]] sleep_awaiter : timer_entry {
+public:
+    explicit sleep_awaiter(clock::time_point deadline) noexcept {
+        this->deadline = deadline;
+        this->fire = &on_fire;
+    }
+    // Movable until awaited (wrapping it in a task moves it into the frame).
+    sleep_awaiter(sleep_awaiter&& o) noexcept : sleep_awaiter(o.deadline) { CORIO_ASSERT(!o.armed()); }
+    sleep_awaiter& operator=(sleep_awaiter&&) = delete;
+    ~sleep_awaiter() {
+        // The frame is destroyed while asleep (its loop is going away): leave the heap.
+        if (armed()) loop_->remove_timer(*this);
+    }
+
+    static bool await_ready() noexcept { return false; }
+
+    template <class Promise>
+    bool await_suspend(std::coroutine_handle<Promise> h) {
+        loop_ = &event_loop::current();
+        if constexpr (std::is_base_of_v<promise_base, Promise>) node_ = h.promise().node_;
+        if (node_ != nullptr && node_->take_pending_cancel()) {
+            cancelled_ = true;
+            return false;
+        }
+        handle_ = h;
+        loop_->add_timer(*this);
+        if (node_ != nullptr) node_->arm(&on_cancel, this);
+        return true;
+    }
+
+    void await_resume() const {
+        if (cancelled_) throw_cancelled(node_);
+    }
+
+private:
+    static void on_fire(timer_entry* e) noexcept {
+        auto* me = static_cast<sleep_awaiter*>(e);
+        if (me->node_ != nullptr) me->node_->disarm(me);
+        me->loop_->schedule(me->handle_, me->node_);
+    }
+    static void on_cancel(void* self) noexcept {
+        auto* me = static_cast<sleep_awaiter*>(self);
+        me->loop_->remove_timer(*me);
+        me->cancelled_ = true;
+        me->loop_->schedule(me->handle_, me->node_);
+    }
+
+    event_loop* loop_ = nullptr;
+    task_node* node_ = nullptr;
+    std::coroutine_handle<> handle_{};
+    bool cancelled_ = false;
+};
+
+class [[nodiscard]] yield_awaiter {
+public:
+    static bool await_ready() noexcept { return false; }
+
+    template <class Promise>
+    void await_suspend(std::coroutine_handle<Promise> h) {
+        if constexpr (std::is_base_of_v<promise_base, Promise>) node_ = h.promise().node_;
+        event_loop::current().schedule(h, node_);
+    }
+
+    void await_resume() const {
+        // A cancel requested while we stood in the ready queue is delivered here.
+        if (node_ != nullptr && node_->cancel_pending_) throw_cancelled(node_);
+    }
+
+private:
+    task_node* node_ = nullptr;
+};
+
+template <class T>
+class [[nodiscard]] wait_for_awaiter {
+public:
+    wait_for_awaiter(task<T> t, std::chrono::nanoseconds timeout)
+        : children_(std::move(t), group_policy::settle), timeout_(timeout) {}
+
+    static bool await_ready() noexcept { return false; }
+
+    template <class Promise>
+    bool await_suspend(std::coroutine_handle<Promise> h) {
+        auto& g = children_.group;
+        timer_.deadline = clock::now() + timeout_;
+        timer_.fire = &on_timeout;
+        timer_.self = this;
+        event_loop::current().add_timer(timer_);
+        g.timer = &timer_;
+        const bool suspended = g.start(h, true);
+        if (!suspended && timer_.armed()) g.loop->remove_timer(timer_);
+        return suspended;
+    }
+
+    T await_resume() {
+        auto& g = children_.group;
+        if (g.cancelled_before_start) {
+            event_loop::current().remove_timer(timer_);
+            throw_cancelled(nullptr);
+        }
+        auto& p = children_.template promise<0>();
+        if (p.exception_) {
+            if (is_cancellation(p.exception_) && timed_out_ && !g.parent_cancelled) throw timeout_error();
+            g.rethrow(p.exception_);
+        }
+        return p.take();  // the inner work finished first (or won the race): its value
+    }
+
+private:
+    struct deadline_timer : timer_entry {
+        wait_for_awaiter* self = nullptr;
+    };
+    static void on_timeout(timer_entry* e) noexcept {
+        auto* me = static_cast<deadline_timer*>(e)->self;
+        me->timed_out_ = true;
+        me->children_.slots[0].request_cancel();
+    }
+
+    fixed_children<T> children_;
+    deadline_timer timer_;
+    std::chrono::nanoseconds timeout_;
+    bool timed_out_ = false;
+};
+
+}  // namespace detail
+
+/// Suspends for at least `d` (never less).
+template <class Rep, class Period>
+detail::sleep_awaiter sleep(std::chrono::duration<Rep, Period> d) {
+    return detail::sleep_awaiter(detail::clock::now() + std::chrono::ceil<std::chrono::nanoseconds>(d));
+}
+
+/// Suspends until `tp` (steady clock).
+template <class Duration>
+detail::sleep_awaiter sleep_until(std::chrono::time_point<detail::clock, Duration> tp) {
+    return detail::sleep_awaiter(std::chrono::time_point_cast<detail::clock::duration>(tp));
+}
+
+/// Lets every other ready task run once (asyncio.sleep(0)); a cancellation point.
+inline detail::yield_awaiter yield() noexcept { return {}; }
+
+/// Awaits `a` for at most `timeout`. When the time runs out the inner work is cancelled,
+/// and once it has ended, timeout_error is thrown (its value is returned if it finished
+/// anyway). Cancelling the awaiting task cancels the inner work too.
+template <class Awaitable, class Rep, class Period>
+auto wait_for(Awaitable&& a, std::chrono::duration<Rep, Period> timeout) {
+    using T = detail::await_result_t<detail::task_for_t<Awaitable>>;
+    return detail::wait_for_awaiter<T>(detail::make_task(static_cast<Awaitable&&>(a)),
+                                       std::chrono::ceil<std::chrono::nanoseconds>(timeout));
+}
+
+}  // namespace corio
