@@ -8,6 +8,7 @@
 #include <corio/future.hpp>
 #include <corio/gather.hpp>
 #include <corio/outcome.hpp>
+#include <corio/poll.hpp>
 #include <corio/run.hpp>
 #include <corio/spawn.hpp>
 #include <corio/task.hpp>

@@ -81,7 +81,6 @@ struct live_task : task_node {
     live_task* group_prev_ = nullptr;  // siblings in a task_group
     live_task* group_next_ = nullptr;
     bool started_ = false;
-    bool shutdown_cancelled_ = false;
     corio::source_location where_{};
     /// Destroys a task that never got to run (the loop is destroyed without running).
     virtual void abandon() noexcept = 0;
@@ -564,11 +563,7 @@ inline void event_loop::run_once() {
 inline void event_loop::drain() {
     for (;;) {
         for (detail::live_task* t = live_head_; t != nullptr; t = t->live_next_) {
-            // Once each: a task that catches the cancel may await during its cleanup.
-            if (!t->shutdown_cancelled_) {
-                t->shutdown_cancelled_ = true;
-                t->request_cancel();
-            }
+            t->cancel_once();  // a task that catches the cancel may await during its cleanup
         }
         if (live_count_ == 0 && ready_.empty()) break;
         run_once();
@@ -598,5 +593,5 @@ struct run_scope {
 
 }  // namespace corio
 
-#include <corio/run.hpp>
-#include <corio/spawn.hpp>
+// The loop's member templates (run, spawn) are defined with the types they return.
+#include <corio/future.hpp>

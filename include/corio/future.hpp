@@ -353,8 +353,8 @@ public:
 
 private:
     void claim() {
-        if (st_ == nullptr) throw usage_error("corio: promise used after move");
         if (satisfied_) throw std::future_error(std::future_errc::promise_already_satisfied);
+        if (st_ == nullptr) throw usage_error("corio: promise used after move");
         satisfied_ = true;
     }
 
@@ -408,3 +408,6 @@ private:
 };
 
 }  // namespace corio
+
+#include <corio/spawn.hpp>
+#include <corio/run.hpp>

@@ -22,7 +22,7 @@ struct group_awaiter_base {
     Children children;
 
     template <class... Args>
-    explicit group_awaiter_base(Args&&... args) : children(static_cast<Args&&>(args)...) {}
+    explicit group_awaiter_base(std::in_place_t, Args&&... args) : children(static_cast<Args&&>(args)...) {}
 
     static bool await_ready() noexcept { return false; }
     template <class Promise>
@@ -115,7 +115,7 @@ concept awaitable_range = requires(R& r) {
 template <class... Awaitables>
     requires(sizeof...(Awaitables) > 0 && (!detail::awaitable_range<Awaitables> && ...))
 auto gather(Awaitables&&... as) {
-    return detail::gather_awaiter<detail::await_result_t<detail::task_for_t<Awaitables>>...>(
+    return detail::gather_awaiter<detail::await_result_t<detail::task_for_t<Awaitables>>...>(std::in_place, 
         detail::make_task(static_cast<Awaitables&&>(as))..., detail::group_policy::fail_fast);
 }
 
@@ -124,14 +124,14 @@ template <detail::awaitable_range Range>
 auto gather(Range&& range) {
     auto tasks = detail::tasks_from_range(static_cast<Range&&>(range));
     using T = typename decltype(tasks)::value_type::value_type;
-    return detail::gather_range_awaiter<T>(std::move(tasks), detail::group_policy::fail_fast);
+    return detail::gather_range_awaiter<T>(std::in_place, std::move(tasks), detail::group_policy::fail_fast);
 }
 
 /// gather_settled(a, b, ...) -> std::tuple<outcome<T>...>: every outcome, none thrown.
 template <class... Awaitables>
     requires(sizeof...(Awaitables) > 0 && (!detail::awaitable_range<Awaitables> && ...))
 auto gather_settled(Awaitables&&... as) {
-    return detail::gather_settled_awaiter<detail::await_result_t<detail::task_for_t<Awaitables>>...>(
+    return detail::gather_settled_awaiter<detail::await_result_t<detail::task_for_t<Awaitables>>...>(std::in_place, 
         detail::make_task(static_cast<Awaitables&&>(as))..., detail::group_policy::settle);
 }
 
@@ -140,7 +140,7 @@ template <detail::awaitable_range Range>
 auto gather_settled(Range&& range) {
     auto tasks = detail::tasks_from_range(static_cast<Range&&>(range));
     using T = typename decltype(tasks)::value_type::value_type;
-    return detail::gather_settled_range_awaiter<T>(std::move(tasks), detail::group_policy::settle);
+    return detail::gather_settled_range_awaiter<T>(std::in_place, std::move(tasks), detail::group_policy::settle);
 }
 
 }  // namespace corio

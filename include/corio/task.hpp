@@ -5,6 +5,7 @@
 
 #include <coroutine>
 #include <exception>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <type_traits>
@@ -164,13 +165,27 @@ task<await_result_t<A>> wrap_awaitable(A a) {
     co_return co_await std::move(a);
 }
 
-/// Any awaitable as a task: a task is taken as it is, anything else gets a small wrapper.
+// A callable that returns an awaitable, kept alive in the frame while its coroutine
+// runs: a lambda's captures live in the closure, which `spawn([&]{...}())` would destroy
+// at the end of the statement while the spawned coroutine still uses them.
+template <class F>
+task<await_result_t<std::invoke_result_t<F&>>> invoke_kept(F f) {
+    co_return co_await f();
+}
+
+template <class F>
+concept awaitable_factory = !awaitable<F> && std::is_invocable_v<F&> && awaitable<std::invoke_result_t<F&>>;
+
+/// Any awaitable as a task: a task is taken as it is, anything else gets a small wrapper;
+/// a callable returning an awaitable is called inside the task, which owns it.
 template <class A>
 auto make_task(A&& a) {
     using D = std::remove_cvref_t<A>;
     if constexpr (is_task<D>::value) {
         static_assert(!std::is_lvalue_reference_v<A>, "corio: pass tasks by value (std::move)");
         return D(std::move(a));
+    } else if constexpr (awaitable_factory<D>) {
+        return invoke_kept<D>(static_cast<A&&>(a));
     } else {
         return wrap_awaitable<D>(static_cast<A&&>(a));
     }

@@ -52,7 +52,7 @@ struct task_group_core {
         --live;
     }
     void cancel_children() noexcept {
-        for (live_task* t = children; t != nullptr; t = t->group_next_) t->request_cancel();
+        for (live_task* t = children; t != nullptr; t = t->group_next_) t->cancel_once();
     }
 
     static void on_join_cancel(void* self) noexcept { static_cast<task_group_core*>(self)->cancel_children(); }
@@ -116,7 +116,7 @@ public:
         auto* st = static_cast<detail::spawn_state<T>*>(fut.state_ptr());
         st->group_ = &core_;
         core_.link(st);
-        if (core_.first_error) st->request_cancel();  // a failing group starts no new work
+        if (core_.first_error) st->cancel_once();  // a failing group starts no new work
         return fut;
     }
 

@@ -137,8 +137,15 @@ public:
         pool_job::run = &run_on_worker;
         remote_item::fn = &resume_on_loop;
     }
-    pool_awaiter(const pool_awaiter&) = delete;
-    pool_awaiter& operator=(const pool_awaiter&) = delete;
+    // Movable until awaited (spawn(run_in(...)) moves it into a frame).
+    pool_awaiter(pool_awaiter&& o) noexcept(std::is_nothrow_move_constructible_v<F> &&
+                                             std::is_nothrow_move_constructible_v<std::tuple<Args...>>)
+        : pool_(o.pool_), fn_(std::move(o.fn_)), args_(std::move(o.args_)) {
+        CORIO_ASSERT(!o.handle_);
+        pool_job::run = &run_on_worker;
+        remote_item::fn = &resume_on_loop;
+    }
+    pool_awaiter& operator=(pool_awaiter&&) = delete;
 
     static bool await_ready() noexcept { return false; }
 

@@ -128,7 +128,7 @@ private:
     static void on_timeout(timer_entry* e) noexcept {
         auto* me = static_cast<deadline_timer*>(e)->self;
         me->timed_out_ = true;
-        me->children_.slots[0].request_cancel();
+        me->children_.slots[0].cancel_once();
     }
 
     fixed_children<T> children_;

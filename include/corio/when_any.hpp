@@ -70,7 +70,7 @@ struct [[nodiscard]] when_any_range_awaiter : group_awaiter_base<range_children<
 template <class... Awaitables>
     requires(sizeof...(Awaitables) > 0 && (!detail::awaitable_range<Awaitables> && ...))
 auto when_any(Awaitables&&... as) {
-    return detail::when_any_awaiter<detail::await_result_t<detail::task_for_t<Awaitables>>...>(
+    return detail::when_any_awaiter<detail::await_result_t<detail::task_for_t<Awaitables>>...>(std::in_place, 
         detail::make_task(static_cast<Awaitables&&>(as))..., detail::group_policy::first);
 }
 
@@ -78,7 +78,7 @@ template <detail::awaitable_range Range>
 auto when_any(Range&& range) {
     auto tasks = detail::tasks_from_range(static_cast<Range&&>(range));
     using T = typename decltype(tasks)::value_type::value_type;
-    return detail::when_any_range_awaiter<T>(std::move(tasks), detail::group_policy::first);
+    return detail::when_any_range_awaiter<T>(std::in_place, std::move(tasks), detail::group_policy::first);
 }
 
 }  // namespace corio

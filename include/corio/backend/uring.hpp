@@ -15,6 +15,7 @@
 #include <system_error>
 
 #include <liburing.h>
+#include <poll.h>
 
 #include <corio/backend/backend.hpp>
 

@@ -98,7 +98,7 @@ struct child_group {
 
     void cancel_others(std::size_t except) noexcept {
         for (std::size_t i = 0; i < count; ++i)
-            if (i != except) slots[i].request_cancel();
+            if (i != except) slots[i].cancel_once();
     }
 
     /// Rethrows a child's failure; a cancellation caused by the parent's own cancel is
@@ -151,14 +151,21 @@ struct fixed_children {
     std::array<child_slot, sizeof...(Ts)> slots{};
     child_group group;
 
-    explicit fixed_children(task<Ts>... ts, group_policy policy) : tasks(std::move(ts)...) {
+    explicit fixed_children(task<Ts>... ts, group_policy policy) : tasks(std::move(ts)...) { bind(policy); }
+    // Movable until started (spawn(gather(...)) moves the awaiter into a frame): the
+    // slots point into the object, so a move binds them anew.
+    fixed_children(fixed_children&& o) noexcept : tasks(std::move(o.tasks)) {
+        CORIO_ASSERT(o.group.parent == nullptr);
+        bind(o.group.policy);
+    }
+    fixed_children& operator=(fixed_children&&) = delete;
+
+    void bind(group_policy policy) noexcept {
         group.slots = slots.data();
         group.count = sizeof...(Ts);
         group.policy = policy;
         bind_all(std::index_sequence_for<Ts...>{});
     }
-    fixed_children(const fixed_children&) = delete;
-    fixed_children& operator=(const fixed_children&) = delete;
 
     template <std::size_t... I>
     void bind_all(std::index_sequence<I...>) noexcept {
@@ -180,13 +187,20 @@ struct range_children {
 
     range_children(std::vector<task<T>> ts, group_policy policy)
         : tasks(std::move(ts)), slots(std::make_unique<child_slot[]>(tasks.size())) {
+        bind(policy);
+    }
+    range_children(range_children&& o) noexcept : tasks(std::move(o.tasks)), slots(std::move(o.slots)) {
+        CORIO_ASSERT(o.group.parent == nullptr);
+        bind(o.group.policy);
+    }
+    range_children& operator=(range_children&&) = delete;
+
+    void bind(group_policy policy) noexcept {
         group.slots = slots.get();
         group.count = tasks.size();
         group.policy = policy;
         for (std::size_t i = 0; i < tasks.size(); ++i) group.bind(slots[i], tasks[i].handle(), i);
     }
-    range_children(const range_children&) = delete;
-    range_children& operator=(const range_children&) = delete;
 
     auto& promise(std::size_t i) noexcept { return tasks[i].handle().promise(); }
 };

@@ -26,6 +26,7 @@ struct task_node {
     // completed before the cancel reached it, and fires at the next suspension point.
     bool cancel_pending_ = false;
     bool finished_ = false;
+    bool owner_cancelled_ = false;  // see cancel_once
     // Called by the final awaiter of the node's root coroutine; returns what to resume.
     std::coroutine_handle<> (*on_finish_)(task_node*) noexcept = nullptr;
     // Names are looked up through parents (a gather child reports its parent's name).
@@ -42,6 +43,14 @@ struct task_node {
             h.fn(h.ctx);
         }
         return true;
+    }
+
+    /// The cancel a combinator, group or shutting-down loop sends a child it abandons:
+    /// once only, so a child that caught it can await during its cleanup undisturbed.
+    void cancel_once() noexcept {
+        if (owner_cancelled_) return;
+        owner_cancelled_ = true;
+        request_cancel();
     }
 
     /// Called by an awaiter about to suspend: true when a cancel is pending, which the

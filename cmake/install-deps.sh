@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# Installs the Debian packages corio's build, tests, examples and benchmarks need.
+# Idempotent: installs only what is missing, and touches apt only then.
+set -euo pipefail
+
+packages=(
+  build-essential g++ clang cmake ninja-build pkg-config git
+  liburing-dev         # the io_uring backend
+  catch2               # tests (v2)
+  libbenchmark-dev     # benchmarks
+  libasio-dev          # the peer in the benchmarks
+  libclang-rt-14-dev   # clang's sanitizer runtimes
+  procps               # ps/pgrep, used by tests that look at processes
+)
+
+missing=()
+for p in "${packages[@]}"; do
+  if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
+    missing+=("$p")
+  fi
+done
+
+if ((${#missing[@]} == 0)); then
+  echo "install-deps: all ${#packages[@]} packages present"
+  exit 0
+fi
+
+echo "install-deps: installing ${missing[*]}"
+sudo=""
+if [ "$(id -u)" != 0 ]; then sudo="sudo"; fi
+export DEBIAN_FRONTEND=noninteractive
+$sudo apt-get update -qq
+$sudo apt-get install -y -qq --no-install-recommends "${missing[@]}"

@@ -1,0 +1,17 @@
+// A program that uses corio the way a user's project would.
+#include <corio/corio.hpp>
+
+#include <cstdio>
+
+using namespace std::chrono_literals;
+
+static corio::task<int> twice(int x) {
+    co_await corio::sleep(1ms);
+    co_return 2 * x;
+}
+
+int main() {
+    auto [a, b, c] = corio::run(corio::gather(twice(1), twice(2), twice(3)));
+    std::printf("consumer: gathered 3 results: %d %d %d\n", a, b, c);
+    return a + b + c == 12 ? 0 : 1;
+}

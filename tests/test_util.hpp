@@ -1,0 +1,49 @@
+#pragma once
+// Helpers shared by the tests.
+
+#include <chrono>
+#include <cstdlib>
+#include <string>
+#include <vector>
+
+#include <corio/corio.hpp>
+
+inline std::string testing_join(const std::vector<std::string>& v) {
+    std::string out;
+    for (auto& s : v) out += s + " | ";
+    return out;
+}
+
+namespace test {
+
+using namespace std::chrono_literals;
+using clock = std::chrono::steady_clock;
+
+/// The backend the suite runs on (CORIO_BACKEND), as the loop reports it.
+inline corio::backend_kind expected_backend() {
+    const char* env = std::getenv("CORIO_BACKEND");
+    if (env != nullptr && std::string(env) == "epoll") return corio::backend_kind::epoll;
+    return corio::backend_kind::io_uring;
+}
+
+/// Collects what the loop reports instead of printing it.
+struct reports {
+    std::vector<corio::exception_context> items;
+    corio::loop_options options(bool debug = false) {
+        corio::loop_options o;
+        o.debug = debug;
+        o.exception_handler = [this](const corio::exception_context& c) { items.push_back(c); };
+        return o;
+    }
+    std::size_t count(corio::report_kind k) const {
+        std::size_t n = 0;
+        for (auto& c : items) n += c.kind == k ? 1 : 0;
+        return n;
+    }
+};
+
+inline double ms_since(clock::time_point t0) {
+    return std::chrono::duration<double, std::milli>(clock::now() - t0).count();
+}
+
+}  // namespace test

@@ -1,0 +1,179 @@
+#include <catch2/catch.hpp>
+#include <time.h>
+
+#include <string>
+#include <vector>
+
+#include "test_util.hpp"
+
+using namespace test;
+
+TEST_CASE("sleep never returns early") {
+    corio::run([]() -> corio::task<> {
+        for (auto d : {1ms, 5ms, 20ms, 50ms}) {
+            const auto t0 = clock::now();
+            co_await corio::sleep(d);
+            CHECK(clock::now() - t0 >= d);
+        }
+        const auto until = clock::now() + 30ms;
+        co_await corio::sleep_until(until);
+        CHECK(clock::now() >= until);
+    }());
+}
+
+TEST_CASE("timers fire in deadline order, and in the order they were set among equal deadlines") {
+    std::vector<std::string> order;
+    corio::run([&]() -> corio::task<> {
+        const auto base = clock::now() + 50ms;
+        auto at = [&](std::string name, clock::time_point tp) -> corio::task<> {
+            co_await corio::sleep_until(tp);
+            order.push_back(std::move(name));
+        };
+        co_await corio::gather(at("late", base + 20ms), at("equal-1", base), at("early", base - 30ms),
+                               at("equal-2", base), at("equal-3", base));
+    }());
+    CHECK(order == std::vector<std::string>{"early", "equal-1", "equal-2", "equal-3", "late"});
+}
+
+TEST_CASE("100,000 gathered sleeps of 100 ms finish in well under a second") {
+    const auto t0 = clock::now();
+    const std::size_t n = corio::run([]() -> corio::task<std::size_t> {
+        std::vector<corio::task<>> sleeps;
+        sleeps.reserve(100'000);
+        for (int i = 0; i < 100'000; ++i) sleeps.push_back([]() -> corio::task<> { co_await corio::sleep(100ms); }());
+        auto done = co_await corio::gather(std::move(sleeps));
+        co_return done.size();
+    }());
+    const double ms = ms_since(t0);
+    CHECK(n == 100'000);
+    CHECK(ms >= 100.0);
+    CHECK(ms < 1000.0);
+}
+
+TEST_CASE("yield lets every other ready task run once") {
+    std::string trace;
+    corio::run([&]() -> corio::task<> {
+        auto worker = [&](char c) -> corio::task<> {
+            for (int i = 0; i < 3; ++i) {
+                trace += c;
+                co_await corio::yield();
+            }
+        };
+        co_await corio::gather(worker('a'), worker('b'));
+    }());
+    CHECK(trace == "ababab");
+}
+
+TEST_CASE("an idle loop uses no CPU while it waits") {
+    auto cpu_now = [] {
+        timespec ts{};
+        clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+        return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
+    };
+    double cpu_ms = 0;
+    double wall_ms = 0;
+    corio::run([&]() -> corio::task<> {
+        co_await corio::sleep(1ms);  // the loop is warm
+        const double c0 = cpu_now();
+        const auto t0 = clock::now();
+        co_await corio::sleep(200ms);
+        cpu_ms = cpu_now() - c0;
+        wall_ms = ms_since(t0);
+    }());
+    CHECK(wall_ms >= 200.0);
+    CHECK(cpu_ms < 20.0);  // busy waiting would burn ~200 ms
+}
+
+TEST_CASE("wait_for returns the value when the inner work finishes first") {
+    int v = corio::run([]() -> corio::task<int> {
+        co_return co_await corio::wait_for(
+            []() -> corio::task<int> {
+                co_await corio::sleep(5ms);
+                co_return 5;
+            }(),
+            1s);
+    }());
+    CHECK(v == 5);
+}
+
+TEST_CASE("wait_for cancels the inner work, waits for it, then throws timeout_error") {
+    bool inner_saw_cancel = false;
+    bool inner_finished_cleanup = false;
+    bool timed_out = false;
+    const auto t0 = clock::now();
+    corio::run([&]() -> corio::task<> {
+        auto slow = [&]() -> corio::task<int> {
+            try {
+                co_await corio::sleep(10s);
+            } catch (const corio::cancelled_error&) {
+                inner_saw_cancel = true;
+            }
+            if (inner_saw_cancel) {
+                co_await corio::sleep(20ms);  // cleanup that itself awaits
+                inner_finished_cleanup = true;
+                throw corio::cancelled_error();
+            }
+            co_return 1;
+        };
+        try {
+            co_await corio::wait_for(slow(), 30ms);
+        } catch (const corio::timeout_error&) {
+            timed_out = true;
+            CHECK(inner_finished_cleanup);  // nothing left running behind our back
+        }
+    }());
+    CHECK(timed_out);
+    CHECK(inner_saw_cancel);
+    CHECK(ms_since(t0) >= 50.0);
+    CHECK(ms_since(t0) < 5000.0);
+}
+
+TEST_CASE("cancelling the task that awaits wait_for cancels the inner work too") {
+    bool inner_cancelled = false;
+    bool outer_cancelled = false;
+    corio::run([&]() -> corio::task<> {
+        auto outer = corio::spawn([&]() -> corio::task<> {
+            try {
+                co_await corio::wait_for(
+                    [&]() -> corio::task<> {
+                        try {
+                            co_await corio::sleep(10s);
+                        } catch (const corio::cancelled_error&) {
+                            inner_cancelled = true;
+                            throw;
+                        }
+                    }(),
+                    5s);
+            } catch (const corio::cancelled_error&) {
+                outer_cancelled = true;
+                throw;
+            } catch (const corio::timeout_error&) {
+                FAIL("a cancel is not a timeout");
+            }
+        });
+        co_await corio::sleep(10ms);
+        outer.cancel();
+        co_await corio::gather_settled(outer);
+        CHECK(outer.cancelled());
+    }());
+    CHECK(inner_cancelled);
+    CHECK(outer_cancelled);
+}
+
+TEST_CASE("call_later runs after its delay, and a cancelled one never runs") {
+    std::vector<std::string> ran;
+    corio::run([&]() -> corio::task<> {
+        auto& loop = corio::event_loop::current();
+        const auto t0 = clock::now();
+        auto keep = loop.call_later(20ms, [&] {
+            ran.push_back("kept");
+            CHECK(clock::now() - t0 >= 20ms);
+        });
+        auto drop = loop.call_later(10ms, [&] { ran.push_back("dropped"); });
+        CHECK(drop.cancel());
+        CHECK_FALSE(drop.cancel());
+        co_await corio::sleep(50ms);
+        CHECK_FALSE(keep.pending());
+    }());
+    CHECK(ran == std::vector<std::string>{"kept"});
+}
