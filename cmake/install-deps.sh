@@ -10,7 +10,7 @@ packages=(
   libbenchmark-dev     # benchmarks
   libasio-dev          # the peer in the benchmarks
   libclang-rt-14-dev   # clang's sanitizer runtimes
-  procps               # ps/pgrep, used by tests that look at processes
+  clang-format         # the formatting check in .ci/run
 )
 
 missing=()

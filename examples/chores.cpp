@@ -28,8 +28,8 @@ std::chrono::milliseconds hours(double h) {
 steady::time_point start;
 
 void log(const char* what) {
-    const double h = std::chrono::duration<double>(steady::now() - start).count() * 1000.0 /
-                     static_cast<double>(hour.count());
+    const double h =
+        std::chrono::duration<double>(steady::now() - start).count() * 1000.0 / static_cast<double>(hour.count());
     std::printf("  [%4.2f h] %s\n", h, what);
 }
 
@@ -55,16 +55,15 @@ corio::task<> one_after_another() {
 
 corio::task<> overlapped() {
     co_await corio::gather(machine("laundry (machine, 1 h)", 1.0), hands("make dinner (hands, 1 h)", 1.0));
-    co_await corio::gather(machine("dishwasher (machine, 0.5 h)", 0.5),
-                           hands("water the plants (hands, 0.5 h)", 0.5));
+    co_await corio::gather(machine("dishwasher (machine, 0.5 h)", 0.5), hands("water the plants (hands, 0.5 h)", 0.5));
 }
 
 double schedule(const char* title, corio::task<> (*plan)()) {
     std::printf("%s\n", title);
     start = steady::now();
     corio::run(plan());
-    const double h = std::chrono::duration<double>(steady::now() - start).count() * 1000.0 /
-                     static_cast<double>(hour.count());
+    const double h =
+        std::chrono::duration<double>(steady::now() - start).count() * 1000.0 / static_cast<double>(hour.count());
     std::printf("  total: %.2f h\n\n", h);
     return h;
 }

@@ -69,10 +69,8 @@ int main() {
     std::printf("  missed heartbeats: %d\n\n", missed_inline);
 
     std::puts("CPU work through to_thread (1 s):");
-    const int missed_offloaded = corio::run(with_heartbeat([]() -> corio::task<> {
-                                                co_await corio::to_thread(heavy, 1000);
-                                            }),
-                                            debug);
+    const int missed_offloaded =
+        corio::run(with_heartbeat([]() -> corio::task<> { co_await corio::to_thread(heavy, 1000); }), debug);
     std::printf("  missed heartbeats: %d\n", missed_offloaded);
     return missed_offloaded < missed_inline ? 0 : 1;
 }

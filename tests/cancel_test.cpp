@@ -130,6 +130,5 @@ TEST_CASE("shield lets the protected work finish; the cancel arrives at the next
         co_await corio::gather_settled(f);
         CHECK(f.cancelled());
     }());
-    CHECK(trace ==
-          std::vector<std::string>{"protected work done", "shield returned 5", "cancelled after the shield"});
+    CHECK(trace == std::vector<std::string>{"protected work done", "shield returned 5", "cancelled after the shield"});
 }

@@ -94,11 +94,12 @@ TEST_CASE("an exception nobody retrieved is reported exactly once, naming the ta
     reports r;
     corio::run(
         []() -> corio::task<> {
-            corio::spawn([]() -> corio::task<> {
-                co_await corio::sleep(1ms);
-                throw std::runtime_error("lost?");
-            }(),
-                         {.name = "orphan"});
+            corio::spawn(
+                []() -> corio::task<> {
+                    co_await corio::sleep(1ms);
+                    throw std::runtime_error("lost?");
+                }(),
+                {.name = "orphan"});
             co_await corio::sleep(20ms);
         }(),
         r.options());
@@ -113,7 +114,10 @@ TEST_CASE("an exception that was retrieved is not reported") {
     reports r;
     corio::run(
         []() -> corio::task<> {
-            auto f = corio::spawn([]() -> corio::task<> { throw std::runtime_error("seen"); co_return; }());
+            auto f = corio::spawn([]() -> corio::task<> {
+                throw std::runtime_error("seen");
+                co_return;
+            }());
             try {
                 co_await f;
             } catch (const std::runtime_error&) {

@@ -20,9 +20,8 @@ corio::task<int> after(std::chrono::milliseconds d, int v) {
 
 TEST_CASE("gather returns a tuple of results, void as std::monostate") {
     auto [a, nothing, s] = corio::run([]() -> corio::task<std::tuple<int, std::monostate, std::string>> {
-        co_return co_await corio::gather(after(5ms, 1), corio::sleep(1ms), []() -> corio::task<std::string> {
-            co_return "three";
-        }());
+        co_return co_await corio::gather(after(5ms, 1), corio::sleep(1ms),
+                                         []() -> corio::task<std::string> { co_return "three"; }());
     }());
     CHECK(a == 1);
     CHECK(s == "three");
@@ -40,9 +39,8 @@ TEST_CASE("gather of a range returns the results in the range's order") {
 }
 
 TEST_CASE("gather of an empty range returns at once") {
-    auto v = corio::run([]() -> corio::task<std::vector<int>> {
-        co_return co_await corio::gather(std::vector<corio::task<int>>{});
-    }());
+    auto v = corio::run(
+        []() -> corio::task<std::vector<int>> { co_return co_await corio::gather(std::vector<corio::task<int>>{}); }());
     CHECK(v.empty());
 }
 
@@ -93,13 +91,15 @@ TEST_CASE("gather cancels the rest when one child fails, waits for them, then re
 }
 
 TEST_CASE("gather_settled returns every outcome and throws none") {
-    auto [ok, bad, nothing] = corio::run(
-        []() -> corio::task<std::tuple<corio::outcome<int>, corio::outcome<int>, corio::outcome<void>>> {
-            co_return co_await corio::gather_settled(after(5ms, 7), []() -> corio::task<int> {
-                co_await corio::sleep(1ms);
-                throw std::logic_error("bad");
-            }(),
-                                                     corio::sleep(2ms));
+    auto [ok, bad, nothing] =
+        corio::run([]() -> corio::task<std::tuple<corio::outcome<int>, corio::outcome<int>, corio::outcome<void>>> {
+            co_return co_await corio::gather_settled(
+                after(5ms, 7),
+                []() -> corio::task<int> {
+                    co_await corio::sleep(1ms);
+                    throw std::logic_error("bad");
+                }(),
+                corio::sleep(2ms));
         }());
     CHECK(ok.has_value());
     CHECK(ok.value() == 7);
@@ -110,7 +110,10 @@ TEST_CASE("gather_settled returns every outcome and throws none") {
     auto all = corio::run([]() -> corio::task<std::vector<corio::outcome<int>>> {
         std::vector<corio::task<int>> ts;
         ts.push_back(after(1ms, 1));
-        ts.push_back([]() -> corio::task<int> { throw std::runtime_error("x"); co_return 0; }());
+        ts.push_back([]() -> corio::task<int> {
+            throw std::runtime_error("x");
+            co_return 0;
+        }());
         co_return co_await corio::gather_settled(std::move(ts));
     }());
     REQUIRE(all.size() == 2);

@@ -22,11 +22,13 @@ TEST_CASE("when_any returns the first to finish and cancels the others after the
     };
     const auto t0 = clock::now();
     auto r = corio::run([&]() -> corio::task<std::variant<std::string, int, std::string>> {
-        auto v = co_await corio::when_any(loser(10s), []() -> corio::task<int> {
-            co_await corio::sleep(10ms);
-            co_return 99;
-        }(),
-                                          loser(20s));
+        auto v = co_await corio::when_any(
+            loser(10s),
+            []() -> corio::task<int> {
+                co_await corio::sleep(10ms);
+                co_return 99;
+            }(),
+            loser(20s));
         CHECK(losers_cancelled == 2);  // already ended when when_any returns
         co_return v;
     }());

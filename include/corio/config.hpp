@@ -36,8 +36,7 @@ namespace corio::detail {
 }  // namespace corio::detail
 
 // Checks an invariant of corio itself (never user input: that gets an exception).
-#define CORIO_ASSERT(expr) \
-    ((expr) ? void(0) : ::corio::detail::assertion_failed(#expr, __FILE__, __LINE__))
+#define CORIO_ASSERT(expr) ((expr) ? void(0) : ::corio::detail::assertion_failed(#expr, __FILE__, __LINE__))
 
 namespace corio {
 

@@ -50,8 +50,8 @@ enum class report_kind : std::uint8_t {
 struct exception_context {
     report_kind kind = report_kind::unretrieved_exception;
     std::string message;
-    std::exception_ptr exception;  // null for slow_step and backend_info
-    std::string task_name;         // empty when not about a task
+    std::exception_ptr exception;       // null for slow_step and backend_info
+    std::string task_name;              // empty when not about a task
     corio::source_location location{};  // where the task was spawned, when known
 };
 
@@ -145,7 +145,9 @@ private:
 class event_loop {
 public:
     explicit event_loop(loop_options options = {})
-        : options_(std::move(options)), owner_(std::this_thread::get_id()), remote_(std::make_shared<detail::remote_queue>()) {
+        : options_(std::move(options)),
+          owner_(std::this_thread::get_id()),
+          remote_(std::make_shared<detail::remote_queue>()) {
         backend_ = make_backend();
     }
     event_loop(const event_loop&) = delete;
@@ -230,8 +232,11 @@ public:
             else
                 detail::format_default_report(ctx);
         } catch (...) {
-            detail::format_default_report(exception_context{
-                report_kind::callback_exception, "the exception handler itself threw", std::current_exception(), {}, {}});
+            detail::format_default_report(exception_context{report_kind::callback_exception,
+                                                            "the exception handler itself threw",
+                                                            std::current_exception(),
+                                                            {},
+                                                            {}});
         }
     }
 
@@ -315,8 +320,11 @@ private:
                 try {
                     me->func();
                 } catch (...) {
-                    me->loop->report({report_kind::callback_exception, "exception in a call_soon_threadsafe callback",
-                                      std::current_exception(), {}, {}});
+                    me->loop->report({report_kind::callback_exception,
+                                      "exception in a call_soon_threadsafe callback",
+                                      std::current_exception(),
+                                      {},
+                                      {}});
                 }
             }
             delete me;
@@ -332,8 +340,10 @@ private:
                              c->invoke();
                          } catch (...) {
                              detail::current_loop()->report({report_kind::callback_exception,
-                                                             "exception in a call_soon callback", std::current_exception(),
-                                                             {}, {}});
+                                                             "exception in a call_soon callback",
+                                                             std::current_exception(),
+                                                             {},
+                                                             {}});
                          }
                          delete c;
                      },
@@ -421,8 +431,11 @@ timer_handle event_loop::call_later(std::chrono::nanoseconds delay, F&& fn) {
         try {
             ct->fn();
         } catch (...) {
-            ct->loop->report({report_kind::callback_exception, "exception in a call_later callback",
-                              std::current_exception(), {}, {}});
+            ct->loop->report({report_kind::callback_exception,
+                              "exception in a call_later callback",
+                              std::current_exception(),
+                              {},
+                              {}});
         }
         delete ct;
     };
@@ -492,10 +505,12 @@ inline void event_loop::dispatch(const detail::work_item& w) noexcept {
         const auto took = detail::clock::now() - t0;
         if (took > options_.slow_step) {
             const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(took).count();
-            exception_context ctx{report_kind::slow_step,
-                                  "a step ran for " + std::to_string(ms) +
-                                      " ms without suspending (a blocking call inside a coroutine?)",
-                                  nullptr, w.node != nullptr ? w.node->describe() : std::string("<callback>"), {}};
+            exception_context ctx{
+                report_kind::slow_step,
+                "a step ran for " + std::to_string(ms) + " ms without suspending (a blocking call inside a coroutine?)",
+                nullptr,
+                w.node != nullptr ? w.node->describe() : std::string("<callback>"),
+                {}};
             report(ctx);
         }
     } else if (w.fn != nullptr) {

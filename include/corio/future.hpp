@@ -169,15 +169,11 @@ public:
         finish();
     }
 
-    [[nodiscard]] const auto& value_ref() const
-        requires(!std::is_void_v<T>)
-    {
+    [[nodiscard]] const auto& value_ref() const requires(!std::is_void_v<T>) {
         if (!value_) throw usage_error("corio: the future's value was moved out by an earlier await");
         return *value_;
     }
-    auto take_value()
-        requires(!std::is_void_v<T>)
-    {
+    auto take_value() requires(!std::is_void_v<T>) {
         if (!value_) throw usage_error("corio: the future's value was moved out by an earlier await");
         T v = std::move(*value_);
         value_.reset();
@@ -262,9 +258,7 @@ public:
 
     [[nodiscard]] bool valid() const noexcept { return st_ != nullptr; }
     [[nodiscard]] bool done() const { return state().done(); }
-    [[nodiscard]] bool cancelled() const {
-        return state().state() == detail::future_state_base::status::cancelled;
-    }
+    [[nodiscard]] bool cancelled() const { return state().state() == detail::future_state_base::status::cancelled; }
     /// Requests cancellation; false when the future is already done.
     bool cancel() { return state().cancel(); }
 
@@ -311,8 +305,7 @@ template <class T>
 class promise {
 public:
     promise() : promise(event_loop::current()) {}
-    explicit promise(event_loop& loop)
-        : st_(new detail::future_state<T>(&loop)), remote_(loop.remote_ref()) {}
+    explicit promise(event_loop& loop) : st_(new detail::future_state<T>(&loop)), remote_(loop.remote_ref()) {}
     promise(promise&& o) noexcept
         : st_(std::exchange(o.st_, nullptr)), remote_(std::move(o.remote_)), satisfied_(o.satisfied_) {}
     promise& operator=(promise&& o) noexcept {
@@ -342,7 +335,9 @@ public:
             static_assert(sizeof...(Args) == 0, "promise<void>::set_value takes no argument");
             deliver([](detail::future_state<T>& s) { s.set_value(); });
         } else {
-            deliver([v = T(static_cast<Args&&>(args)...)](detail::future_state<T>& s) mutable { s.set_value(std::move(v)); });
+            deliver([v = T(static_cast<Args&&>(args)...)](detail::future_state<T>& s) mutable {
+                s.set_value(std::move(v));
+            });
         }
     }
 

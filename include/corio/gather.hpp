@@ -107,16 +107,16 @@ template <class R>
 concept awaitable_range = requires(R& r) {
     std::begin(r);
     std::end(r);
-} && !awaitable<R>;
+}
+&&!awaitable<R>;
 
 }  // namespace detail
 
 /// gather(a, b, ...) -> std::tuple of the results (void as std::monostate).
 template <class... Awaitables>
-    requires(sizeof...(Awaitables) > 0 && (!detail::awaitable_range<Awaitables> && ...))
-auto gather(Awaitables&&... as) {
-    return detail::gather_awaiter<detail::await_result_t<detail::task_for_t<Awaitables>>...>(std::in_place, 
-        detail::make_task(static_cast<Awaitables&&>(as))..., detail::group_policy::fail_fast);
+requires(sizeof...(Awaitables) > 0 && (!detail::awaitable_range<Awaitables> && ...)) auto gather(Awaitables&&... as) {
+    return detail::gather_awaiter<detail::await_result_t<detail::task_for_t<Awaitables>>...>(
+        std::in_place, detail::make_task(static_cast<Awaitables&&>(as))..., detail::group_policy::fail_fast);
 }
 
 /// gather(range) -> std::vector of the results, in the range's order.
@@ -129,10 +129,10 @@ auto gather(Range&& range) {
 
 /// gather_settled(a, b, ...) -> std::tuple<outcome<T>...>: every outcome, none thrown.
 template <class... Awaitables>
-    requires(sizeof...(Awaitables) > 0 && (!detail::awaitable_range<Awaitables> && ...))
-auto gather_settled(Awaitables&&... as) {
-    return detail::gather_settled_awaiter<detail::await_result_t<detail::task_for_t<Awaitables>>...>(std::in_place, 
-        detail::make_task(static_cast<Awaitables&&>(as))..., detail::group_policy::settle);
+requires(sizeof...(Awaitables) > 0 &&
+         (!detail::awaitable_range<Awaitables> && ...)) auto gather_settled(Awaitables&&... as) {
+    return detail::gather_settled_awaiter<detail::await_result_t<detail::task_for_t<Awaitables>>...>(
+        std::in_place, detail::make_task(static_cast<Awaitables&&>(as))..., detail::group_policy::settle);
 }
 
 /// gather_settled(range) -> std::vector<outcome<T>>.

@@ -57,7 +57,7 @@ struct task_promise : promise_base {
     task<T> get_return_object() noexcept;
 
     template <class U = T>
-        requires std::is_convertible_v<U&&, T>
+    requires std::is_convertible_v<U&&, T>
     void return_value(U&& v) noexcept(std::is_nothrow_constructible_v<T, U&&>) {
         if constexpr (std::is_reference_v<T>)
             value_.emplace(std::addressof(static_cast<T>(static_cast<U&&>(v))));

@@ -58,7 +58,8 @@ struct task_group_core {
     static void on_join_cancel(void* self) noexcept { static_cast<task_group_core*>(self)->cancel_children(); }
 };
 
-inline std::coroutine_handle<> group_child_done(task_group_core* g, future_state_base& child, live_task& node) noexcept {
+inline std::coroutine_handle<> group_child_done(task_group_core* g, future_state_base& child,
+                                                live_task& node) noexcept {
     g->unlink(&node);
     if (child.state() == future_state_base::status::failed && !g->first_error) {
         g->first_error = child.exception();  // retrieved: the group rethrows it
@@ -109,7 +110,8 @@ public:
 
     /// Spawns a child into the group; its future may be awaited in the body.
     template <class Awaitable>
-    auto spawn(Awaitable&& a, spawn_options options = {}, corio::source_location where = corio::source_location::current()) {
+    auto spawn(Awaitable&& a, spawn_options options = {},
+               corio::source_location where = corio::source_location::current()) {
         if (core_.closed) throw usage_error("corio: task_group::spawn after the group has ended");
         auto fut = core_.loop->spawn(static_cast<Awaitable&&>(a), std::move(options), where);
         using T = typename decltype(fut)::value_type;
@@ -128,8 +130,7 @@ public:
 private:
     task_group() = default;
     template <class F>
-    friend auto with_task_group(F body)
-        -> task<detail::await_result_t<std::invoke_result_t<F&, task_group&>>>;
+    friend auto with_task_group(F body) -> task<detail::await_result_t<std::invoke_result_t<F&, task_group&>>>;
     detail::task_group_core core_;
 };
 

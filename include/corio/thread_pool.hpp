@@ -138,8 +138,8 @@ public:
         remote_item::fn = &resume_on_loop;
     }
     // Movable until awaited (spawn(run_in(...)) moves it into a frame).
-    pool_awaiter(pool_awaiter&& o) noexcept(std::is_nothrow_move_constructible_v<F> &&
-                                             std::is_nothrow_move_constructible_v<std::tuple<Args...>>)
+    pool_awaiter(pool_awaiter&& o) noexcept(
+        std::is_nothrow_move_constructible_v<F>&& std::is_nothrow_move_constructible_v<std::tuple<Args...>>)
         : pool_(o.pool_), fn_(std::move(o.fn_)), args_(std::move(o.args_)) {
         CORIO_ASSERT(!o.handle_);
         pool_job::run = &run_on_worker;
@@ -230,7 +230,7 @@ task<void> bridge_to_std_promise(task<T> t, std::promise<T> p) {
 template <class F, class... Args>
 auto thread_pool::run(F&& fn, Args&&... args) {
     return detail::pool_awaiter<std::decay_t<F>, std::decay_t<Args>...>(*this, static_cast<F&&>(fn),
-                                                                       static_cast<Args&&>(args)...);
+                                                                        static_cast<Args&&>(args)...);
 }
 
 /// The pool behind to_thread: one thread per hardware thread, made on first use.

@@ -68,10 +68,9 @@ struct [[nodiscard]] when_any_range_awaiter : group_awaiter_base<range_children<
 }  // namespace detail
 
 template <class... Awaitables>
-    requires(sizeof...(Awaitables) > 0 && (!detail::awaitable_range<Awaitables> && ...))
-auto when_any(Awaitables&&... as) {
-    return detail::when_any_awaiter<detail::await_result_t<detail::task_for_t<Awaitables>>...>(std::in_place, 
-        detail::make_task(static_cast<Awaitables&&>(as))..., detail::group_policy::first);
+requires(sizeof...(Awaitables) > 0 && (!detail::awaitable_range<Awaitables> && ...)) auto when_any(Awaitables&&... as) {
+    return detail::when_any_awaiter<detail::await_result_t<detail::task_for_t<Awaitables>>...>(
+        std::in_place, detail::make_task(static_cast<Awaitables&&>(as))..., detail::group_policy::first);
 }
 
 template <detail::awaitable_range Range>

@@ -17,9 +17,12 @@ enum class backend_kind : std::uint8_t { automatic, io_uring, epoll };
 
 constexpr std::string_view to_string(backend_kind k) noexcept {
     switch (k) {
-        case backend_kind::automatic: return "automatic";
-        case backend_kind::io_uring: return "io_uring";
-        case backend_kind::epoll: return "epoll";
+        case backend_kind::automatic:
+            return "automatic";
+        case backend_kind::io_uring:
+            return "io_uring";
+        case backend_kind::epoll:
+            return "epoll";
     }
     return "unknown";
 }

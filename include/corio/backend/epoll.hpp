@@ -123,13 +123,16 @@ private:
 
     static std::uint32_t wanted(const io_op& op) noexcept {
         switch (op.kind) {
-            case io_kind::poll: return op.poll_mask;
+            case io_kind::poll:
+                return op.poll_mask;
             case io_kind::read:
             case io_kind::recv:
-            case io_kind::accept: return POLLIN;
+            case io_kind::accept:
+                return POLLIN;
             case io_kind::write:
             case io_kind::send:
-            case io_kind::connect: return POLLOUT;
+            case io_kind::connect:
+                return POLLOUT;
         }
         return 0;
     }
@@ -178,15 +181,20 @@ private:
     static bool try_now(io_op& op) noexcept {
         long rc = 0;
         switch (op.kind) {
-            case io_kind::poll: return false;
+            case io_kind::poll:
+                return false;
             case io_kind::read:
                 rc = op.offset < 0 ? ::read(op.fd, op.buf, op.len) : ::pread(op.fd, op.buf, op.len, op.offset);
                 break;
             case io_kind::write:
                 rc = op.offset < 0 ? ::write(op.fd, op.buf, op.len) : ::pwrite(op.fd, op.buf, op.len, op.offset);
                 break;
-            case io_kind::recv: rc = ::recv(op.fd, op.buf, op.len, op.msg_flags); break;
-            case io_kind::send: rc = ::send(op.fd, op.buf, op.len, op.msg_flags | MSG_NOSIGNAL); break;
+            case io_kind::recv:
+                rc = ::recv(op.fd, op.buf, op.len, op.msg_flags);
+                break;
+            case io_kind::send:
+                rc = ::send(op.fd, op.buf, op.len, op.msg_flags | MSG_NOSIGNAL);
+                break;
             case io_kind::accept: {
                 socklen_t* lenp = op.addr != nullptr ? &op.addrlen : nullptr;
                 rc = ::accept4(op.fd, op.addr, lenp, op.msg_flags | SOCK_CLOEXEC | SOCK_NONBLOCK);

@@ -108,20 +108,28 @@ private:
         io_uring_sqe* sqe = next_sqe();
         op.waiting_ready = false;
         switch (op.kind) {
-            case io_kind::poll: io_uring_prep_poll_add(sqe, op.fd, op.poll_mask); break;
+            case io_kind::poll:
+                io_uring_prep_poll_add(sqe, op.fd, op.poll_mask);
+                break;
             case io_kind::read:
                 io_uring_prep_read(sqe, op.fd, op.buf, static_cast<unsigned>(op.len), static_cast<__u64>(op.offset));
                 break;
             case io_kind::write:
                 io_uring_prep_write(sqe, op.fd, op.buf, static_cast<unsigned>(op.len), static_cast<__u64>(op.offset));
                 break;
-            case io_kind::recv: io_uring_prep_recv(sqe, op.fd, op.buf, op.len, op.msg_flags); break;
-            case io_kind::send: io_uring_prep_send(sqe, op.fd, op.buf, op.len, op.msg_flags | MSG_NOSIGNAL); break;
+            case io_kind::recv:
+                io_uring_prep_recv(sqe, op.fd, op.buf, op.len, op.msg_flags);
+                break;
+            case io_kind::send:
+                io_uring_prep_send(sqe, op.fd, op.buf, op.len, op.msg_flags | MSG_NOSIGNAL);
+                break;
             case io_kind::accept:
                 io_uring_prep_accept(sqe, op.fd, op.addr, op.addr != nullptr ? &op.addrlen : nullptr,
                                      op.msg_flags | SOCK_CLOEXEC | SOCK_NONBLOCK);
                 break;
-            case io_kind::connect: io_uring_prep_connect(sqe, op.fd, op.addr, op.addrlen); break;
+            case io_kind::connect:
+                io_uring_prep_connect(sqe, op.fd, op.addr, op.addrlen);
+                break;
         }
         io_uring_sqe_set_data64(sqe, user_data(op));
     }

@@ -10,10 +10,14 @@
 namespace corio::detail {
 
 template <class A>
-concept has_member_co_await = requires(A&& a) { static_cast<A&&>(a).operator co_await(); };
+concept has_member_co_await = requires(A&& a) {
+    static_cast<A&&>(a).operator co_await();
+};
 
 template <class A>
-concept has_free_co_await = requires(A&& a) { operator co_await(static_cast<A&&>(a)); };
+concept has_free_co_await = requires(A&& a) {
+    operator co_await(static_cast<A&&>(a));
+};
 
 template <class A>
 decltype(auto) get_awaiter(A&& a) {
@@ -32,7 +36,9 @@ template <class A>
 using await_result_t = decltype(std::declval<awaiter_t<A>&>().await_resume());
 
 template <class A>
-concept awaitable = requires { typename await_result_t<A>; };
+concept awaitable = requires {
+    typename await_result_t<A>;
+};
 
 /// void results become std::monostate in tuples and vectors.
 template <class T>

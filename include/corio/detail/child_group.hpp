@@ -208,7 +208,8 @@ struct range_children {
 template <class Range>
 auto tasks_from_range(Range&& range) {
     using A = decltype(*std::begin(range));
-    using T = await_result_t<task_for_t<std::conditional_t<std::is_lvalue_reference_v<A>, std::remove_reference_t<A>&&, A>>>;
+    using T =
+        await_result_t<task_for_t<std::conditional_t<std::is_lvalue_reference_v<A>, std::remove_reference_t<A>&&, A>>>;
     std::vector<task<T>> out;
     if constexpr (requires { std::size(range); }) out.reserve(std::size(range));
     for (auto&& a : range) out.push_back(make_task(std::move(a)));
