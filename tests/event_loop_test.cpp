@@ -1,6 +1,7 @@
 #include <catch2/catch.hpp>
 
 #include <cerrno>
+#include <memory>
 #include <cstdlib>
 #include <stdexcept>
 #include <string>
@@ -227,4 +228,18 @@ TEST_CASE("running a loop inside a running loop is a usage error") {
         co_return;
     }());
     CHECK_THROWS_AS(corio::spawn(corio::sleep(1ms)), corio::usage_error);  // no loop running here
+}
+
+TEST_CASE("a loop destroyed without running frees its queued callbacks and never-started tasks") {
+    auto counter = std::make_shared<int>(0);
+    corio::future<int> f;
+    {
+        corio::event_loop loop;
+        loop.call_soon([counter] { ++*counter; });
+        f = loop.spawn([]() -> corio::task<int> { co_return 1; }());
+        CHECK(counter.use_count() == 2);
+    }
+    CHECK(counter.use_count() == 1);  // the callback was destroyed, not run
+    CHECK(*counter == 0);
+    CHECK(f.cancelled());  // the task never ran: its future ends cancelled
 }

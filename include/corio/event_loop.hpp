@@ -163,6 +163,7 @@ public:
         }
         remote_->close();
         destroy_zombies();
+        discard_ready();
     }
 
     /// Runs the awaitable to completion (asyncio.run): then cancels and drains every task
@@ -333,21 +334,29 @@ private:
         F func;
     };
 
-    void schedule_callback(callback_base* cb) {
-        ready_.push({[](void* p) noexcept {
-                         auto* c = static_cast<callback_base*>(p);
-                         try {
-                             c->invoke();
-                         } catch (...) {
-                             detail::current_loop()->report({report_kind::callback_exception,
-                                                             "exception in a call_soon callback",
-                                                             std::current_exception(),
-                                                             {},
-                                                             {}});
-                         }
-                         delete c;
-                     },
-                     cb, nullptr});
+    static void run_callback(void* p) noexcept {
+        auto* c = static_cast<callback_base*>(p);
+        try {
+            c->invoke();
+        } catch (...) {
+            detail::current_loop()->report({report_kind::callback_exception,
+                                            "exception in a call_soon callback",
+                                            std::current_exception(),
+                                            {},
+                                            {}});
+        }
+        delete c;
+    }
+
+    void schedule_callback(callback_base* cb) { ready_.push({&run_callback, cb, nullptr}); }
+
+    // At destruction: callbacks that never ran are freed (coroutine handles in the queue
+    // belong to frames owned elsewhere).
+    void discard_ready() noexcept {
+        while (!ready_.empty()) {
+            const detail::work_item w = ready_.pop();
+            if (w.fn == &run_callback) delete static_cast<callback_base*>(w.arg);
+        }
     }
 
     std::unique_ptr<detail::backend> make_backend();
