@@ -243,3 +243,11 @@ TEST_CASE("a loop destroyed without running frees its queued callbacks and never
     CHECK(*counter == 0);
     CHECK(f.cancelled());  // the task never ran: its future ends cancelled
 }
+
+TEST_CASE("debug mode says which backend the loop chose") {
+    reports r;
+    corio::event_loop loop(r.options(/*debug=*/true));
+    REQUIRE(r.count(corio::report_kind::backend_info) == 1);
+    const std::string& m = r.items[0].message;
+    CHECK(m.find(std::string(corio::to_string(loop.backend()))) != std::string::npos);
+}

@@ -8,14 +8,10 @@
 #include <source_location>
 #endif
 
-// CORIO_HAS_IO_URING is set to 1 by the CMake target when liburing is found.
-// A consumer that does not use CMake may define it, or rely on __has_include.
+// CORIO_HAS_IO_URING is set to 1 by the CMake target when liburing is found (a build
+// without CMake defines it and links -luring itself); without it only epoll is compiled.
 #ifndef CORIO_HAS_IO_URING
-#if defined(__linux__) && __has_include(<liburing.h>) && defined(CORIO_AUTODETECT_IO_URING)
-#define CORIO_HAS_IO_URING 1
-#else
 #define CORIO_HAS_IO_URING 0
-#endif
 #endif
 
 #if defined(__clang__) || defined(__GNUC__)

@@ -483,12 +483,12 @@ inline std::unique_ptr<detail::backend> event_loop::make_backend() {
 #if CORIO_HAS_IO_URING
     if (want == backend_kind::io_uring) {
         auto b = std::make_unique<detail::uring_backend>(options_.queue_depth, wake_fd);  // throws a clear error
-        note("event loop uses the io_uring backend (requested)");
+        note("event loop uses the " + b->describe() + " backend (requested)");
         return b;
     }
     try {
         auto b = std::make_unique<detail::uring_backend>(options_.queue_depth, wake_fd);
-        note("event loop uses the io_uring backend");
+        note("event loop uses the " + b->describe() + " backend");
         return b;
     } catch (const std::system_error& e) {
         note(std::string("io_uring is not available, falling back to epoll: ") + e.what());

@@ -47,7 +47,6 @@ public:
             rc = io_uring_queue_init_params(queue_depth, &ring_, &params);
             if (rc == 0) {
                 flags_ = flags;
-                features_ = params.features;
                 break;
             }
             if (rc != -EINVAL) break;  // EPERM, ENOMEM, ENOSYS: no other flag set will help
@@ -59,6 +58,11 @@ public:
 
     [[nodiscard]] backend_kind kind() const noexcept override { return backend_kind::io_uring; }
     [[nodiscard]] unsigned setup_flags() const noexcept { return flags_; }
+    [[nodiscard]] std::string describe() const {
+        if ((flags_ & IORING_SETUP_DEFER_TASKRUN) != 0U) return "io_uring (SINGLE_ISSUER|DEFER_TASKRUN)";
+        if ((flags_ & IORING_SETUP_COOP_TASKRUN) != 0U) return "io_uring (COOP_TASKRUN)";
+        return "io_uring";
+    }
 
     void submit(io_op& op) override {
         prep(op);
@@ -216,7 +220,6 @@ private:
 
     io_uring ring_{};
     unsigned flags_ = 0;
-    unsigned features_ = 0;
     int wake_fd_;
 };
 
