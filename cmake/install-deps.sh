@@ -9,6 +9,7 @@ packages=(
   catch2               # tests (v2)
   libbenchmark-dev     # benchmarks
   libasio-dev          # the peer in the benchmarks
+  python3 gnuplot-nox  # the benchmark report: tables and charts
   libclang-rt-14-dev   # clang's sanitizer runtimes
   clang-format         # the formatting check in .ci/run
 )

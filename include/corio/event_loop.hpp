@@ -35,8 +35,11 @@ template <class T>
 class future;
 class event_loop;
 
+/// Options of spawn. Trivially destructible on purpose: GCC 12 destroys class temporaries
+/// inside a co_await expression twice, and `co_await spawn(t, {.name = "x"})` is common.
+/// The name is copied by spawn, so it only needs to live for the call.
 struct spawn_options {
-    std::string name;
+    std::string_view name;
 };
 
 /// What the loop reports to its exception handler.
@@ -175,9 +178,16 @@ public:
     /// Schedules the awaitable as a task of its own (asyncio create_task). The loop keeps
     /// it alive until it ends, whatever happens to the returned future.
     template <class Awaitable>
-    auto spawn(Awaitable&& awaitable, spawn_options options = {},
+    auto spawn(Awaitable&& awaitable, spawn_options options,
                corio::source_location where = corio::source_location::current())
         -> future<detail::await_result_t<detail::task_for_t<Awaitable>>>;
+    // Without options (a separate overload: GCC 12 miscompiles a defaulted spawn_options
+    // temporary inside a co_await expression, as in `co_await spawn(t)`).
+    template <class Awaitable>
+    auto spawn(Awaitable&& awaitable, corio::source_location where = corio::source_location::current())
+        -> future<detail::await_result_t<detail::task_for_t<Awaitable>>> {
+        return spawn(static_cast<Awaitable&&>(awaitable), spawn_options{}, where);
+    }
 
     /// Runs fn on the loop thread at the next turn. Loop thread only.
     template <class F>

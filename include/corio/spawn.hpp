@@ -101,15 +101,19 @@ auto event_loop::spawn(Awaitable&& awaitable, spawn_options options, corio::sour
     -> future<detail::await_result_t<detail::task_for_t<Awaitable>>> {
     using T = detail::await_result_t<detail::task_for_t<Awaitable>>;
     auto* st = new detail::spawn_state<T>(*this, detail::make_task(static_cast<Awaitable&&>(awaitable)),
-                                          std::move(options.name), where);
+                                          std::string(options.name), where);
     return future<T>(st);
 }
 
 /// spawn on the loop running on this thread.
 template <class Awaitable>
-auto spawn(Awaitable&& awaitable, spawn_options options = {},
+auto spawn(Awaitable&& awaitable, spawn_options options,
            corio::source_location where = corio::source_location::current()) {
-    return event_loop::current().spawn(static_cast<Awaitable&&>(awaitable), std::move(options), where);
+    return event_loop::current().spawn(static_cast<Awaitable&&>(awaitable), options, where);
+}
+template <class Awaitable>
+auto spawn(Awaitable&& awaitable, corio::source_location where = corio::source_location::current()) {
+    return event_loop::current().spawn(static_cast<Awaitable&&>(awaitable), spawn_options{}, where);
 }
 
 }  // namespace corio

@@ -110,10 +110,13 @@ public:
 
     /// Spawns a child into the group; its future may be awaited in the body.
     template <class Awaitable>
-    auto spawn(Awaitable&& a, spawn_options options = {},
-               corio::source_location where = corio::source_location::current()) {
+    auto spawn(Awaitable&& a, corio::source_location where = corio::source_location::current()) {
+        return spawn(static_cast<Awaitable&&>(a), spawn_options{}, where);
+    }
+    template <class Awaitable>
+    auto spawn(Awaitable&& a, spawn_options options, corio::source_location where = corio::source_location::current()) {
         if (core_.closed) throw usage_error("corio: task_group::spawn after the group has ended");
-        auto fut = core_.loop->spawn(static_cast<Awaitable&&>(a), std::move(options), where);
+        auto fut = core_.loop->spawn(static_cast<Awaitable&&>(a), options, where);
         using T = typename decltype(fut)::value_type;
         auto* st = static_cast<detail::spawn_state<T>*>(fut.state_ptr());
         st->group_ = &core_;

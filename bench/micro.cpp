@@ -1,0 +1,473 @@
+// Micro-benchmarks: each corio operation next to its floor (the least the machine can do)
+// and a peer (standalone Asio 1.22 coroutines), measured in the same run.
+//
+// Names: <operation>/<implementation>; the report pairs corio with floor and peer.
+
+#include <benchmark/benchmark.h>
+#include <sys/eventfd.h>
+#include <sys/resource.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <coroutine>
+#include <cstring>
+#include <fstream>
+#include <future>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <corio/corio.hpp>
+
+#if CORIO_BENCH_ASIO
+#include <asio.hpp>
+#endif
+
+#include "common.hpp"
+
+using namespace std::chrono_literals;
+
+namespace {
+
+// ---- the floor: a minimal lazy task with symmetric transfer, no cancellation, no loop
+
+struct floor_task {
+    struct promise_type {
+        int value = 0;
+        std::coroutine_handle<> next;
+        floor_task get_return_object() { return floor_task{std::coroutine_handle<promise_type>::from_promise(*this)}; }
+        std::suspend_always initial_suspend() noexcept { return {}; }
+        struct final_awaiter {
+            bool await_ready() noexcept { return false; }
+            std::coroutine_handle<> await_suspend(std::coroutine_handle<promise_type> h) noexcept {
+                return h.promise().next ? h.promise().next : std::noop_coroutine();
+            }
+            void await_resume() noexcept {}
+        };
+        final_awaiter final_suspend() noexcept { return {}; }
+        void return_value(int v) { value = v; }
+        void unhandled_exception() { std::terminate(); }
+    };
+    std::coroutine_handle<promise_type> h;
+    explicit floor_task(std::coroutine_handle<promise_type> handle) : h(handle) {}
+    floor_task(floor_task&& o) noexcept : h(std::exchange(o.h, {})) {}
+    ~floor_task() {
+        if (h) h.destroy();
+    }
+    bool await_ready() { return false; }
+    std::coroutine_handle<> await_suspend(std::coroutine_handle<> c) {
+        h.promise().next = c;
+        return h;
+    }
+    int await_resume() { return h.promise().value; }
+};
+
+[[gnu::noinline]] int plain_function(int x) {
+    benchmark::DoNotOptimize(x);
+    return x + 1;
+}
+
+// ---- task create + await + destroy
+
+void task_await_function(benchmark::State& state) {
+    int x = 0;
+    for (auto _ : state) x = plain_function(x);
+    benchmark::DoNotOptimize(x);
+}
+
+floor_task floor_leaf(int x) { co_return x + 1; }
+floor_task floor_driver(benchmark::State& state) {
+    int x = 0;
+    for (auto _ : state) x = co_await floor_leaf(x);
+    benchmark::DoNotOptimize(x);
+    co_return x;
+}
+void task_await_floor(benchmark::State& state) {
+    auto t = floor_driver(state);
+    t.h.resume();
+}
+
+corio::task<int> corio_leaf(int x) { co_return x + 1; }
+void task_await_corio(benchmark::State& state) {
+    corio::event_loop loop;
+    loop.run([&]() -> corio::task<> {
+        int x = 0;
+        for (auto _ : state) x = co_await corio_leaf(x);
+        benchmark::DoNotOptimize(x);
+    });
+}
+
+#if CORIO_BENCH_ASIO
+asio::awaitable<int> asio_leaf(int x) { co_return x + 1; }
+void task_await_asio(benchmark::State& state) {
+    asio::io_context io;
+    asio::co_spawn(
+        io,
+        [&]() -> asio::awaitable<void> {
+            int x = 0;
+            for (auto _ : state) x = co_await asio_leaf(x);
+            benchmark::DoNotOptimize(x);
+        },
+        asio::detached);
+    io.run();
+}
+#endif
+
+// ---- yield ping-pong between two tasks (per switch)
+
+void yield_floor(benchmark::State& state) {
+    // Two coroutines handing control to each other by symmetric transfer.
+    struct pingpong {
+        std::coroutine_handle<> other;
+        bool await_ready() { return false; }
+        std::coroutine_handle<> await_suspend(std::coroutine_handle<>) { return other; }
+        void await_resume() {}
+    };
+    struct co {
+        struct promise_type {
+            co get_return_object() { return co{std::coroutine_handle<promise_type>::from_promise(*this)}; }
+            std::suspend_always initial_suspend() noexcept { return {}; }
+            std::suspend_always final_suspend() noexcept { return {}; }
+            void return_void() {}
+            void unhandled_exception() { std::terminate(); }
+        };
+        std::coroutine_handle<promise_type> h;
+    };
+    std::coroutine_handle<> a_h, b_h;
+    bool stop = false;
+    // Named: the coroutines use the closures' captures.
+    auto a_body = [&]() -> co {
+        for (auto _ : state) co_await pingpong{b_h};
+        stop = true;
+        co_await pingpong{b_h};
+    };
+    auto b_body = [&]() -> co {
+        while (!stop) co_await pingpong{a_h};
+    };
+    auto a = a_body();
+    auto b = b_body();
+    a_h = a.h;
+    b_h = b.h;
+    a.h.resume();
+    a.h.destroy();
+    b.h.destroy();
+    state.SetItemsProcessed(static_cast<long>(state.iterations()) * 2);
+}
+
+void yield_corio(benchmark::State& state) {
+    corio::event_loop loop;
+    loop.run([&]() -> corio::task<> {
+        bool stop = false;
+        auto partner = corio::spawn([&]() -> corio::task<> {
+            while (!stop) co_await corio::yield();
+        });
+        for (auto _ : state) co_await corio::yield();
+        stop = true;
+        co_await partner;
+    });
+    state.SetItemsProcessed(static_cast<long>(state.iterations()) * 2);
+}
+
+#if CORIO_BENCH_ASIO
+void yield_asio(benchmark::State& state) {
+    asio::io_context io;
+    bool stop = false;
+    asio::co_spawn(
+        io,
+        [&]() -> asio::awaitable<void> {
+            while (!stop) co_await asio::post(io, asio::use_awaitable);
+        },
+        asio::detached);
+    asio::co_spawn(
+        io,
+        [&]() -> asio::awaitable<void> {
+            for (auto _ : state) co_await asio::post(io, asio::use_awaitable);
+            stop = true;
+        },
+        asio::detached);
+    io.run();
+    state.SetItemsProcessed(static_cast<long>(state.iterations()) * 2);
+}
+#endif
+
+// ---- gather fan-out, per child
+
+void gather_corio(benchmark::State& state) {
+    const auto n = static_cast<std::size_t>(state.range(0));
+    corio::event_loop loop;
+    loop.run([&]() -> corio::task<> {
+        for (auto _ : state) {
+            std::vector<corio::task<int>> children;
+            children.reserve(n);
+            for (std::size_t i = 0; i < n; ++i) children.push_back(corio_leaf(static_cast<int>(i)));
+            auto results = co_await corio::gather(std::move(children));
+            benchmark::DoNotOptimize(results.data());
+        }
+    });
+    state.SetItemsProcessed(static_cast<long>(state.iterations()) * state.range(0));
+}
+
+// ---- spawn + await
+
+void spawn_corio(benchmark::State& state) {
+    corio::event_loop loop;
+    loop.run([&]() -> corio::task<> {
+        int x = 0;
+        for (auto _ : state) x = co_await corio::spawn(corio_leaf(x));
+        benchmark::DoNotOptimize(x);
+    });
+}
+
+#if CORIO_BENCH_ASIO
+void spawn_asio(benchmark::State& state) {
+    asio::io_context io;
+    asio::co_spawn(
+        io,
+        [&]() -> asio::awaitable<void> {
+            int x = 0;
+            for (auto _ : state) x = co_await asio::co_spawn(io, asio_leaf(x), asio::use_awaitable);
+            benchmark::DoNotOptimize(x);
+        },
+        asio::detached);
+    io.run();
+}
+#endif
+
+// ---- timers
+
+void timer_fire_corio(benchmark::State& state) {  // arm a timer that is already due, let it fire
+    corio::event_loop loop;
+    loop.run([&]() -> corio::task<> {
+        for (auto _ : state) co_await corio::sleep(0ns);
+    });
+}
+
+void timer_cancel_corio(benchmark::State& state) {  // arm a far timer, cancel it
+    corio::event_loop loop;
+    loop.run([&]() -> corio::task<> {
+        for (auto _ : state) {
+            auto h = corio::event_loop::current().call_later(1h, [] {});
+            h.cancel();
+        }
+        co_return;
+    });
+}
+
+long rss_bytes() {
+    std::ifstream in("/proc/self/statm");
+    long pages = 0, resident = 0;
+    in >> pages >> resident;
+    return resident * sysconf(_SC_PAGESIZE);
+}
+
+// A million concurrent sleep(100 ms): overhead per task beyond the 100 ms, bytes per task.
+void sleeps_corio(benchmark::State& state) {
+    const long n = state.range(0);
+    corio::event_loop loop;
+    double bytes = 0;
+    for (auto _ : state) {
+        const long rss0 = rss_bytes();
+        long peak = rss0;
+        const auto t0 = bench::steady::now();
+        loop.run([&]() -> corio::task<> {
+            std::vector<corio::task<>> sleeps;
+            sleeps.reserve(static_cast<std::size_t>(n));
+            for (long i = 0; i < n; ++i) sleeps.push_back([]() -> corio::task<> { co_await corio::sleep(100ms); }());
+            auto probe = [&]() -> corio::task<> {
+                co_await corio::sleep(50ms);  // all sleeping: measure the memory they hold
+                peak = rss_bytes();
+            };
+            co_await corio::gather(corio::gather(std::move(sleeps)), probe());
+        });
+        const double s = std::chrono::duration<double>(bench::steady::now() - t0).count();
+        state.SetIterationTime(std::max(0.0, s - 0.1));  // the overhead beyond the sleep
+        bytes = static_cast<double>(peak - rss0) / static_cast<double>(n);
+    }
+    state.counters["bytes_per_task"] = bytes;
+    state.SetItemsProcessed(static_cast<long>(state.iterations()) * n);
+}
+
+#if CORIO_BENCH_ASIO
+void sleeps_asio(benchmark::State& state) {
+    const long n = state.range(0);
+    double bytes = 0;
+    for (auto _ : state) {
+        asio::io_context io;
+        const long rss0 = rss_bytes();
+        long peak = rss0;
+        const auto t0 = bench::steady::now();
+        for (long i = 0; i < n; ++i) {
+            asio::co_spawn(
+                io,
+                [&]() -> asio::awaitable<void> {
+                    asio::steady_timer t(io, 100ms);
+                    co_await t.async_wait(asio::use_awaitable);
+                },
+                asio::detached);
+        }
+        asio::co_spawn(
+            io,
+            [&]() -> asio::awaitable<void> {
+                asio::steady_timer t(io, 50ms);
+                co_await t.async_wait(asio::use_awaitable);
+                peak = rss_bytes();
+            },
+            asio::detached);
+        io.run();
+        const double s = std::chrono::duration<double>(bench::steady::now() - t0).count();
+        state.SetIterationTime(std::max(0.0, s - 0.1));
+        bytes = static_cast<double>(peak - rss0) / static_cast<double>(n);
+    }
+    state.counters["bytes_per_task"] = bytes;
+    state.SetItemsProcessed(static_cast<long>(state.iterations()) * n);
+}
+#endif
+
+// ---- cross-thread round trips
+
+// Floor: two threads bouncing a token through two eventfds.
+void cross_thread_eventfd(benchmark::State& state) {
+    const int to_partner = eventfd(0, EFD_CLOEXEC);
+    const int to_main = eventfd(0, EFD_CLOEXEC);
+    std::atomic<bool> stop{false};
+    std::thread partner([&] {
+        std::uint64_t v = 0;
+        while (read(to_partner, &v, sizeof v) == sizeof v && !stop.load()) {
+            v = 1;
+            if (write(to_main, &v, sizeof v) != sizeof v) break;
+        }
+    });
+    std::uint64_t v = 1;
+    for (auto _ : state) {
+        v = 1;
+        benchmark::DoNotOptimize(write(to_partner, &v, sizeof v));
+        benchmark::DoNotOptimize(read(to_main, &v, sizeof v));
+    }
+    stop = true;
+    v = 1;
+    benchmark::DoNotOptimize(write(to_partner, &v, sizeof v));
+    partner.join();
+    close(to_partner);
+    close(to_main);
+}
+
+// corio: the loop wakes a partner thread through an eventfd; the partner completes a
+// corio::promise, which wakes the loop (its MPSC queue and eventfd).
+void cross_thread_corio_promise(benchmark::State& state) {
+    const int to_partner = eventfd(0, EFD_CLOEXEC);
+    std::atomic<corio::promise<int>*> slot{nullptr};
+    std::thread partner([&] {
+        std::uint64_t v = 0;
+        while (read(to_partner, &v, sizeof v) == sizeof v) {
+            corio::promise<int>* p = slot.exchange(nullptr);
+            if (p == nullptr) break;
+            p->set_value(1);
+        }
+    });
+    corio::event_loop loop;
+    loop.run([&]() -> corio::task<> {
+        for (auto _ : state) {
+            corio::promise<int> p;
+            auto f = p.get_future();
+            slot.store(&p);
+            std::uint64_t v = 1;
+            benchmark::DoNotOptimize(write(to_partner, &v, sizeof v));
+            benchmark::DoNotOptimize(co_await f);
+        }
+    });
+    std::uint64_t v = 1;
+    benchmark::DoNotOptimize(write(to_partner, &v, sizeof v));
+    partner.join();
+    close(to_partner);
+}
+
+// to_thread round trip on a one-thread pool, against a plain std::thread pool + std::future.
+void to_thread_corio(benchmark::State& state) {
+    corio::thread_pool pool(1);
+    corio::event_loop loop;
+    loop.run([&]() -> corio::task<> {
+        int x = 0;
+        for (auto _ : state) x = co_await corio::run_in(pool, [x] { return x + 1; });
+        benchmark::DoNotOptimize(x);
+    });
+}
+
+void to_thread_std_future(benchmark::State& state) {
+    std::mutex m;
+    std::condition_variable cv;
+    std::vector<std::packaged_task<int()>> queue;
+    bool stop = false;
+    std::thread worker([&] {
+        for (;;) {
+            std::unique_lock lock(m);
+            cv.wait(lock, [&] { return stop || !queue.empty(); });
+            if (queue.empty()) return;
+            auto job = std::move(queue.back());
+            queue.pop_back();
+            lock.unlock();
+            job();
+        }
+    });
+    int x = 0;
+    for (auto _ : state) {
+        std::packaged_task<int()> job([x] { return x + 1; });
+        auto f = job.get_future();
+        {
+            std::lock_guard lock(m);
+            queue.push_back(std::move(job));
+        }
+        cv.notify_one();
+        x = f.get();
+    }
+    {
+        std::lock_guard lock(m);
+        stop = true;
+    }
+    cv.notify_one();
+    worker.join();
+    benchmark::DoNotOptimize(x);
+}
+
+}  // namespace
+
+BENCHMARK(task_await_function)->Name("task_await/function_call");
+BENCHMARK(task_await_floor)->Name("task_await/floor");
+BENCHMARK(task_await_corio)->Name("task_await/corio");
+#if CORIO_BENCH_ASIO
+BENCHMARK(task_await_asio)->Name("task_await/asio");
+#endif
+BENCHMARK(yield_floor)->Name("yield/floor");
+BENCHMARK(yield_corio)->Name("yield/corio");
+#if CORIO_BENCH_ASIO
+BENCHMARK(yield_asio)->Name("yield/asio");
+#endif
+BENCHMARK(gather_corio)->Name("gather/corio")->Arg(10)->Arg(1000)->Arg(100000);
+BENCHMARK(spawn_corio)->Name("spawn/corio");
+#if CORIO_BENCH_ASIO
+BENCHMARK(spawn_asio)->Name("spawn/asio");
+#endif
+BENCHMARK(timer_fire_corio)->Name("timer_fire/corio");
+BENCHMARK(timer_cancel_corio)->Name("timer_cancel/corio");
+BENCHMARK(sleeps_corio)
+    ->Name("sleeps_100ms/corio")
+    ->Arg(1'000'000)
+    ->UseManualTime()
+    ->Iterations(1)
+    ->Unit(benchmark::kMillisecond);
+#if CORIO_BENCH_ASIO
+BENCHMARK(sleeps_asio)
+    ->Name("sleeps_100ms/asio")
+    ->Arg(1'000'000)
+    ->UseManualTime()
+    ->Iterations(1)
+    ->Unit(benchmark::kMillisecond);
+#endif
+BENCHMARK(cross_thread_eventfd)->Name("cross_thread/floor_eventfd")->UseRealTime();
+BENCHMARK(cross_thread_corio_promise)->Name("cross_thread/corio")->UseRealTime();
+BENCHMARK(to_thread_std_future)->Name("to_thread/std_future")->UseRealTime();
+BENCHMARK(to_thread_corio)->Name("to_thread/corio")->UseRealTime();
+
+BENCHMARK_MAIN();

@@ -1,0 +1,306 @@
+// The comparison the suite exists for: one workload, four ways to run it.
+//
+//   sequential          one thread, blocking calls
+//   thread_pool/T       T threads running the blocking version (T up to 256 for waiting)
+//   event_loop          one thread, one corio loop, coroutines + gather
+//   event_loop+pool/T   the loop, with the CPU part sent to a pool of T through run_in
+//
+// Workloads: io_wait (wait W), cpu (C us of hashing), mixed (wait W, then C us: a web
+// request), simul_chess (the exhibition from examples/). Each row reports the wall time
+// (manual time, one run per repetition), and counters the report turns into speedups:
+// ideal_s (the mode's ideal time on this machine), seq_ideal_s, and extrapolated (1, or
+// the factor a blocking run was scaled by: see run_blocking).
+//
+// Usage: bench_modes [--quick] [Google Benchmark flags]
+
+#include <benchmark/benchmark.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstring>
+#include <fstream>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <corio/corio.hpp>
+
+#include "common.hpp"
+
+namespace {
+
+using bench::steady;
+using std::chrono::duration;
+
+bool quick = false;
+
+struct workload {
+    std::string kind;  // io_wait, cpu, mixed
+    long n;
+    double w_us;
+    double c_us;
+};
+
+std::chrono::microseconds usec(double us) { return std::chrono::microseconds(static_cast<long>(us)); }
+
+void blocking_job(const workload& w) {
+    if (w.w_us > 0) std::this_thread::sleep_for(usec(w.w_us));
+    if (w.c_us > 0) bench::cpu_work(w.c_us);
+}
+
+corio::task<> async_job(const workload& w) {
+    if (w.w_us > 0) co_await corio::sleep(usec(w.w_us));
+    if (w.c_us > 0) bench::cpu_work(w.c_us);
+}
+
+corio::task<> async_pool_job(const workload& w, corio::thread_pool& pool) {
+    if (w.w_us > 0) co_await corio::sleep(usec(w.w_us));
+    if (w.c_us > 0) co_await corio::run_in(pool, bench::cpu_work, w.c_us);
+}
+
+double budget_s() { return quick ? 0.2 : 1.0; }
+
+double cores() { return bench::hardware_threads(); }
+
+// Ideal times, in seconds, on this machine (CPU parallelism is capped by its cores).
+double ideal_sequential(const workload& w) { return static_cast<double>(w.n) * (w.w_us + w.c_us) * 1e-6; }
+
+double ideal_pool(const workload& w, unsigned t) {
+    const double rounds = std::ceil(static_cast<double>(w.n) / t);
+    const double cpu_bound = static_cast<double>(w.n) * w.c_us * 1e-6 / std::min<double>(t, cores());
+    return std::max(rounds * (w.w_us + w.c_us) * 1e-6, cpu_bound);
+}
+
+double ideal_loop(const workload& w) { return (w.w_us + static_cast<double>(w.n) * w.c_us) * 1e-6; }
+
+double ideal_loop_pool(const workload& w, unsigned t) {
+    return (w.w_us + w.c_us) * 1e-6 + static_cast<double>(w.n - 1) * w.c_us * 1e-6 / std::min<double>(t, cores());
+}
+
+void set_counters(benchmark::State& state, const workload& w, double ideal, double extrapolated, unsigned t) {
+    state.counters["n"] = static_cast<double>(w.n);
+    state.counters["w_us"] = w.w_us;
+    state.counters["c_us"] = w.c_us;
+    state.counters["threads"] = t;
+    state.counters["ideal_s"] = ideal;
+    state.counters["seq_ideal_s"] = ideal_sequential(w);
+    state.counters["extrapolated"] = extrapolated;
+}
+
+// A blocking mode whose full run would exceed the time budget runs a whole number of
+// rounds (T jobs each) and reports its time scaled to all rounds. Blocking jobs take the
+// same time in every round, so this is the measured rate, not a model; the factor is
+// kept in the row ("extrapolated") and shown by the report.
+void run_blocking(benchmark::State& state, const workload& w, unsigned t) {
+    const long width = std::max(1U, t);  // jobs per round; sequential runs one at a time
+    // A round: the wait, plus the CPU part stretched when there are more threads than cores.
+    const double round_s = (w.w_us + w.c_us * std::max(1.0, static_cast<double>(width) / cores())) * 1e-6;
+    const long rounds_all = (w.n + width - 1) / width;
+    long rounds = rounds_all;
+    if (static_cast<double>(rounds) * round_s > budget_s())
+        rounds = std::max(1L, static_cast<long>(budget_s() / round_s));
+    const long jobs = std::min(w.n, rounds * width);
+    const double factor = static_cast<double>(rounds_all) / static_cast<double>((jobs + width - 1) / width);
+
+    std::unique_ptr<bench::blocking_pool> pool;
+    if (t > 0) pool = std::make_unique<bench::blocking_pool>(t);
+    const std::function<void(long)> job = [&](long) { blocking_job(w); };
+    for (auto _ : state) {
+        const auto t0 = steady::now();
+        if (pool)
+            pool->run(jobs, job);
+        else
+            for (long i = 0; i < jobs; ++i) blocking_job(w);
+        state.SetIterationTime(duration<double>(steady::now() - t0).count() * factor);
+    }
+    set_counters(state, w, t == 0 ? ideal_sequential(w) : ideal_pool(w, t), factor, t == 0 ? 1 : t);
+}
+
+void run_event_loop(benchmark::State& state, const workload& w, unsigned pool_threads) {
+    corio::event_loop loop;
+    std::unique_ptr<corio::thread_pool> pool;
+    if (pool_threads > 0) pool = std::make_unique<corio::thread_pool>(pool_threads);
+    benchmark::AddCustomContext("corio_backend", std::string(corio::to_string(loop.backend())));
+    for (auto _ : state) {
+        const auto t0 = steady::now();
+        loop.run([&]() -> corio::task<> {
+            std::vector<corio::task<>> jobs;
+            jobs.reserve(static_cast<std::size_t>(w.n));
+            for (long i = 0; i < w.n; ++i) jobs.push_back(pool ? async_pool_job(w, *pool) : async_job(w));
+            co_await corio::gather(std::move(jobs));
+        });
+        state.SetIterationTime(duration<double>(steady::now() - t0).count());
+    }
+    set_counters(state, w, pool ? ideal_loop_pool(w, pool_threads) : ideal_loop(w), 1, pool ? pool_threads : 1);
+}
+
+// ---- simul_chess: 24 boards, 30 move pairs; the master's 5 s per move is her own CPU
+// time (one master: a mutex in the pool mode), each opponent's 55 s is waiting.
+
+constexpr int boards = 24;
+constexpr int move_pairs = 30;
+
+double chess_second_us() { return quick ? 10.0 : 50.0; }
+
+void chess_counters(benchmark::State& state, double ideal, unsigned t) {
+    const double s = chess_second_us() * 1e-6;
+    state.counters["n"] = boards;
+    state.counters["w_us"] = 55 * chess_second_us();
+    state.counters["c_us"] = 5 * chess_second_us();
+    state.counters["threads"] = t;
+    state.counters["ideal_s"] = ideal;
+    state.counters["seq_ideal_s"] = boards * move_pairs * 60 * s;
+    state.counters["extrapolated"] = 1;
+}
+
+void chess_sequential(benchmark::State& state) {
+    const double sec = chess_second_us();
+    for (auto _ : state) {
+        const auto t0 = steady::now();
+        for (int b = 0; b < boards; ++b)
+            for (int m = 0; m < move_pairs; ++m) {
+                bench::cpu_work(5 * sec);
+                std::this_thread::sleep_for(usec(55 * sec));
+            }
+        state.SetIterationTime(duration<double>(steady::now() - t0).count());
+    }
+    chess_counters(state, boards * move_pairs * 60 * sec * 1e-6, 1);
+}
+
+void chess_pool(benchmark::State& state, unsigned t) {
+    const double sec = chess_second_us();
+    bench::blocking_pool pool(t);
+    std::mutex master;
+    const std::function<void(long)> game = [&](long) {
+        for (int m = 0; m < move_pairs; ++m) {
+            {
+                std::lock_guard lock(master);
+                bench::cpu_work(5 * sec);
+            }
+            std::this_thread::sleep_for(usec(55 * sec));
+        }
+    };
+    for (auto _ : state) {
+        const auto t0 = steady::now();
+        pool.run(boards, game);
+        state.SetIterationTime(duration<double>(steady::now() - t0).count());
+    }
+    const double groups = std::ceil(static_cast<double>(boards) / t);
+    chess_counters(state, groups * move_pairs * std::max(t * 5.0, 60.0) * sec * 1e-6, t);
+}
+
+void chess_event_loop(benchmark::State& state) {
+    const double sec = chess_second_us();
+    corio::event_loop loop;
+    for (auto _ : state) {
+        const auto t0 = steady::now();
+        loop.run([&]() -> corio::task<> {
+            std::vector<corio::task<>> games;
+            for (int b = 0; b < boards; ++b) {
+                games.push_back([](double s) -> corio::task<> {
+                    for (int m = 0; m < move_pairs; ++m) {
+                        bench::cpu_work(5 * s);
+                        co_await corio::sleep(usec(55 * s));
+                    }
+                }(sec));
+            }
+            co_await corio::gather(std::move(games));
+        });
+        state.SetIterationTime(duration<double>(steady::now() - t0).count());
+    }
+    chess_counters(state, move_pairs * std::max(boards * 5.0, 60.0) * sec * 1e-6, 1);
+}
+
+// ---- registration
+
+std::vector<unsigned> pool_sizes(bool waiting) {
+    std::vector<unsigned> out;
+    const unsigned hw = bench::hardware_threads();
+    for (unsigned t = 1; t < hw; t *= 2) out.push_back(t);
+    out.push_back(hw);
+    if (waiting) {
+        const std::vector<unsigned> beyond =
+            quick ? std::vector<unsigned>{16, 64, 256} : std::vector<unsigned>{4, 8, 16, 32, 64, 128, 256};
+        for (unsigned t : beyond)
+            if (t > hw) out.push_back(t);
+    }
+    return out;
+}
+
+std::string label(const workload& w) {
+    std::string s = w.kind + "/n=" + std::to_string(w.n);
+    if (w.w_us > 0) s += "/w=" + std::to_string(static_cast<long>(w.w_us / 1000)) + "ms";
+    if (w.c_us > 0) s += "/c=" + std::to_string(static_cast<long>(w.c_us)) + "us";
+    return s;
+}
+
+void configure(benchmark::internal::Benchmark* b) {
+    b->UseManualTime()
+        ->Unit(benchmark::kMillisecond)
+        ->Iterations(1)
+        ->Repetitions(quick ? 3 : 5)
+        ->ReportAggregatesOnly(true);
+}
+
+void register_workload(const workload& w) {
+    const bool waiting = w.w_us > 0;
+    const std::string base = label(w);
+    configure(benchmark::RegisterBenchmark((base + "/sequential").c_str(),
+                                           [w](benchmark::State& s) { run_blocking(s, w, 0); }));
+    for (unsigned t : pool_sizes(waiting))
+        configure(benchmark::RegisterBenchmark((base + "/thread_pool/T=" + std::to_string(t)).c_str(),
+                                               [w, t](benchmark::State& s) { run_blocking(s, w, t); }));
+    configure(benchmark::RegisterBenchmark((base + "/event_loop").c_str(),
+                                           [w](benchmark::State& s) { run_event_loop(s, w, 0); }));
+    if (w.c_us > 0)
+        for (unsigned t : pool_sizes(false))
+            configure(benchmark::RegisterBenchmark((base + "/event_loop+pool/T=" + std::to_string(t)).c_str(),
+                                                   [w, t](benchmark::State& s) { run_event_loop(s, w, t); }));
+}
+
+void register_all() {
+    for (long n : {100L, 1000L, 10000L})
+        for (double w : {1000.0, 10000.0}) register_workload({"io_wait", n, w, 0});
+    for (double c : {1.0, 10.0, 100.0}) register_workload({"cpu", quick ? 1000 : 10000, 0, c});
+    register_workload({"mixed", 1000, 10000, 100});
+    if (!quick) register_workload({"mixed", 10000, 10000, 100});
+
+    const std::string chess = "simul_chess/n=24";
+    configure(benchmark::RegisterBenchmark((chess + "/sequential").c_str(), chess_sequential));
+    for (unsigned t : std::vector<unsigned>{1, 2, 4, 8, 24})
+        configure(benchmark::RegisterBenchmark((chess + "/thread_pool/T=" + std::to_string(t)).c_str(),
+                                               [t](benchmark::State& s) { chess_pool(s, t); }));
+    configure(benchmark::RegisterBenchmark((chess + "/event_loop").c_str(), chess_event_loop));
+}
+
+std::string cpu_model() {
+    std::ifstream in("/proc/cpuinfo");
+    for (std::string line; std::getline(in, line);)
+        if (line.rfind("model name", 0) == 0) return line.substr(line.find(':') + 2);
+    return "unknown";
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+    std::vector<char*> args;
+    for (int i = 0; i < argc; ++i) {
+        if (std::strcmp(argv[i], "--quick") == 0)
+            quick = true;
+        else
+            args.push_back(argv[i]);
+    }
+    int n = static_cast<int>(args.size());
+    benchmark::Initialize(&n, args.data());
+    if (benchmark::ReportUnrecognizedArguments(n, args.data())) return 1;
+    benchmark::AddCustomContext("mode", quick ? "quick" : "full");
+    benchmark::AddCustomContext("cpu_model", cpu_model());
+    benchmark::AddCustomContext("compiler", __VERSION__);
+    benchmark::AddCustomContext("hash_rounds_per_us", std::to_string(bench::rounds_per_us()));
+    register_all();
+    benchmark::RunSpecifiedBenchmarks();
+    benchmark::Shutdown();
+}
