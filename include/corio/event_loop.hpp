@@ -383,7 +383,7 @@ private:
     }
     [[nodiscard]] const detail::live_task* running_task() const noexcept {
         for (const detail::task_node* n = current_node_; n != nullptr; n = n->parent_)
-            if (n->name_ != nullptr) return static_cast<const detail::live_task*>(n);
+            if (n->is_task_) return static_cast<const detail::live_task*>(n);
         return nullptr;
     }
 

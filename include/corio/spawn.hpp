@@ -21,7 +21,8 @@ class spawn_state final : public future_state<T>, public live_task {
 public:
     spawn_state(event_loop& loop, task<T> t, std::string name, corio::source_location where)
         : future_state<T>(&loop), task_(std::move(t)), name_text_(std::move(name)) {
-        if (name_text_.empty()) name_text_ = "task-" + std::to_string(loop.next_task_id());
+        id_ = loop.next_task_id();
+        is_task_ = true;
         name_ = &name_text_;
         where_ = where;
         on_finish_ = &on_finish;
@@ -46,7 +47,11 @@ public:
         this->release();
     }
 
-    [[nodiscard]] std::string task_name() const override { return name_text_; }
+    [[nodiscard]] std::string task_name() const override { return describe(); }
+
+    // Spawned states are made and dropped as often as frames: same cache.
+    static void* operator new(std::size_t n) { return allocate_frame(n); }
+    static void operator delete(void* p, std::size_t n) noexcept { deallocate_frame(p, n); }
     [[nodiscard]] corio::source_location task_location() const override { return where_; }
 
     task_group_core* group_ = nullptr;

@@ -13,6 +13,7 @@
 
 #include <corio/config.hpp>
 #include <corio/detail/awaitable_traits.hpp>
+#include <corio/detail/frame_pool.hpp>
 #include <corio/detail/task_node.hpp>
 #include <corio/errors.hpp>
 
@@ -39,6 +40,9 @@ struct promise_base {
         }
         static void await_resume() noexcept {}
     };
+
+    static void* operator new(std::size_t n) { return allocate_frame(n); }
+    static void operator delete(void* p, std::size_t n) noexcept { deallocate_frame(p, n); }
 
     static std::suspend_always initial_suspend() noexcept { return {}; }
     static final_awaiter final_suspend() noexcept { return {}; }

@@ -32,6 +32,8 @@ struct task_node {
     // Names are looked up through parents (a gather child reports its parent's name).
     task_node* parent_ = nullptr;
     const std::string* name_ = nullptr;
+    std::uint64_t id_ = 0;  // spawned tasks without a name are called "task-<id>"
+    bool is_task_ = false;  // a spawned task (a live_task), not a combinator's child
 
     /// Asks the task to stop at its current (or next) suspension point.
     /// Returns false if the task has already finished.
@@ -63,8 +65,10 @@ struct task_node {
     }
 
     [[nodiscard]] std::string describe() const {
-        for (const task_node* n = this; n != nullptr; n = n->parent_)
+        for (const task_node* n = this; n != nullptr; n = n->parent_) {
             if (n->name_ != nullptr && !n->name_->empty()) return *n->name_;
+            if (n->is_task_) return "task-" + std::to_string(n->id_);  // made only when asked
+        }
         return "<unnamed task>";
     }
 };
