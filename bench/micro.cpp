@@ -4,6 +4,7 @@
 // Names: <operation>/<implementation>; the report pairs corio with floor and peer.
 
 #include <benchmark/benchmark.h>
+#include <malloc.h>
 #include <sys/eventfd.h>
 #include <sys/resource.h>
 #include <unistd.h>
@@ -256,11 +257,11 @@ void timer_cancel_corio(benchmark::State& state) {  // arm a far timer, cancel i
     });
 }
 
-long rss_bytes() {
-    std::ifstream in("/proc/self/statm");
-    long pages = 0, resident = 0;
-    in >> pages >> resident;
-    return resident * sysconf(_SC_PAGESIZE);
+// Bytes the allocator has handed out and not taken back (glibc): unlike RSS, not fooled by
+// memory an earlier benchmark freed and this one reuses.
+long heap_in_use() {
+    const struct mallinfo2 m = mallinfo2();
+    return static_cast<long>(m.uordblks + m.hblkhd);
 }
 
 // A million concurrent sleep(100 ms): overhead per task beyond the 100 ms, bytes per task.
@@ -269,22 +270,25 @@ void sleeps_corio(benchmark::State& state) {
     corio::event_loop loop;
     double bytes = 0;
     for (auto _ : state) {
-        const long rss0 = rss_bytes();
-        long peak = rss0;
+        const long heap0 = heap_in_use();
+        long peak = heap0;
         const auto t0 = bench::steady::now();
         loop.run([&]() -> corio::task<> {
             std::vector<corio::task<>> sleeps;
             sleeps.reserve(static_cast<std::size_t>(n));
-            for (long i = 0; i < n; ++i) sleeps.push_back([]() -> corio::task<> { co_await corio::sleep(100ms); }());
-            auto probe = [&]() -> corio::task<> {
-                co_await corio::sleep(50ms);  // all sleeping: measure the memory they hold
-                peak = rss_bytes();
-            };
-            co_await corio::gather(corio::gather(std::move(sleeps)), probe());
+            for (long i = 0; i < n - 1; ++i)
+                sleeps.push_back([]() -> corio::task<> { co_await corio::sleep(100ms); }());
+            // The last to start: every other one is asleep and none has woken yet
+            // (gather starts its children before the loop takes another turn).
+            sleeps.push_back([](long& out) -> corio::task<> {
+                out = heap_in_use();
+                co_await corio::sleep(100ms);
+            }(peak));
+            co_await corio::gather(std::move(sleeps));
         });
         const double s = std::chrono::duration<double>(bench::steady::now() - t0).count();
         state.SetIterationTime(std::max(0.0, s - 0.1));  // the overhead beyond the sleep
-        bytes = static_cast<double>(peak - rss0) / static_cast<double>(n);
+        bytes = static_cast<double>(peak - heap0) / static_cast<double>(n);
     }
     state.counters["bytes_per_task"] = bytes;
     state.SetItemsProcessed(static_cast<long>(state.iterations()) * n);
@@ -296,10 +300,10 @@ void sleeps_asio(benchmark::State& state) {
     double bytes = 0;
     for (auto _ : state) {
         asio::io_context io;
-        const long rss0 = rss_bytes();
-        long peak = rss0;
+        const long heap0 = heap_in_use();
+        long peak = heap0;
         const auto t0 = bench::steady::now();
-        for (long i = 0; i < n; ++i) {
+        for (long i = 0; i < n - 1; ++i) {
             asio::co_spawn(
                 io,
                 [&]() -> asio::awaitable<void> {
@@ -308,18 +312,20 @@ void sleeps_asio(benchmark::State& state) {
                 },
                 asio::detached);
         }
+        // The last to start. Asio takes longer than 100 ms to start a million coroutines,
+        // so the first have finished by then: its figure is a lower bound.
         asio::co_spawn(
             io,
             [&]() -> asio::awaitable<void> {
-                asio::steady_timer t(io, 50ms);
+                peak = heap_in_use();
+                asio::steady_timer t(io, 100ms);
                 co_await t.async_wait(asio::use_awaitable);
-                peak = rss_bytes();
             },
             asio::detached);
         io.run();
         const double s = std::chrono::duration<double>(bench::steady::now() - t0).count();
         state.SetIterationTime(std::max(0.0, s - 0.1));
-        bytes = static_cast<double>(peak - rss0) / static_cast<double>(n);
+        bytes = static_cast<double>(peak - heap0) / static_cast<double>(n);
     }
     state.counters["bytes_per_task"] = bytes;
     state.SetItemsProcessed(static_cast<long>(state.iterations()) * n);

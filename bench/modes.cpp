@@ -123,7 +123,6 @@ void run_event_loop(benchmark::State& state, const workload& w, unsigned pool_th
     corio::event_loop loop;
     std::unique_ptr<corio::thread_pool> pool;
     if (pool_threads > 0) pool = std::make_unique<corio::thread_pool>(pool_threads);
-    benchmark::AddCustomContext("corio_backend", std::string(corio::to_string(loop.backend())));
     for (auto _ : state) {
         const auto t0 = steady::now();
         loop.run([&]() -> corio::task<> {
@@ -300,6 +299,7 @@ int main(int argc, char** argv) {
     benchmark::AddCustomContext("cpu_model", cpu_model());
     benchmark::AddCustomContext("compiler", __VERSION__);
     benchmark::AddCustomContext("hash_rounds_per_us", std::to_string(bench::rounds_per_us()));
+    benchmark::AddCustomContext("corio_backend", std::string(corio::to_string(corio::event_loop().backend())));
     register_all();
     benchmark::RunSpecifiedBenchmarks();
     benchmark::Shutdown();

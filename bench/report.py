@@ -1,0 +1,315 @@
+#!/usr/bin/env python3
+"""Runs corio's benchmark suite and renders its report.
+
+    report.py [--quick] --bin-dir BUILD/bench --out DIR
+
+Runs bench_modes and bench_micro, keeps Google Benchmark's JSON (DIR/modes.json,
+DIR/micro.json), and writes DIR/report.md (tables: every execution mode against
+sequential, the micro-benchmarks against their floor and peer, and the targets) and
+one chart per workload (DIR/<workload>.svg: speedup over sequential against threads,
+one line per execution mode). Every figure comes from this one run.
+"""
+
+import argparse
+import json
+import math
+import os
+import platform
+import shutil
+import subprocess
+import sys
+
+
+def run(cmd, out_json):
+    print("+", " ".join(cmd), flush=True)
+    subprocess.run(cmd + ["--benchmark_out=" + out_json, "--benchmark_out_format=json"], check=True)
+    with open(out_json) as f:
+        return json.load(f)
+
+
+def medians(data):
+    """run_name -> the median aggregate row (or the single row when there is no aggregate)."""
+    rows = {}
+    for b in data["benchmarks"]:
+        name = b.get("run_name", b["name"])
+        if b.get("run_type") == "aggregate":
+            if b.get("aggregate_name") == "median":
+                rows[name] = b
+        else:
+            rows.setdefault(name, b)
+    return rows
+
+
+def seconds(row):
+    scale = {"ns": 1e-9, "us": 1e-6, "ms": 1e-3, "s": 1.0}[row.get("time_unit", "ns")]
+    return row["real_time"] * scale
+
+
+def fmt_time(s):
+    if s >= 1:
+        return f"{s:.2f} s"
+    if s >= 1e-3:
+        return f"{s * 1e3:.2f} ms"
+    if s >= 1e-6:
+        return f"{s * 1e6:.1f} µs"
+    return f"{s * 1e9:.1f} ns"
+
+
+# ---- execution modes ----------------------------------------------------------------
+
+MODE_ORDER = ["sequential", "thread_pool", "event_loop", "event_loop+pool"]
+
+
+def parse_mode_rows(rows):
+    """{config: [entry]} with entry = dict(mode, threads, time, ideal, seq_ideal, extrapolated)."""
+    configs = {}
+    for name, row in rows.items():
+        parts = [p for p in name.split("/") if not p.startswith(("iterations:", "repeats:", "manual_time"))]
+        mode_at = next(i for i, p in enumerate(parts) if p in MODE_ORDER)
+        config = "/".join(parts[:mode_at])
+        mode = parts[mode_at]
+        threads = int(parts[mode_at + 1][2:]) if len(parts) > mode_at + 1 else 1
+        configs.setdefault(config, []).append(
+            dict(
+                mode=mode,
+                threads=threads,
+                time=seconds(row),
+                ideal=row["ideal_s"],
+                seq_ideal=row["seq_ideal_s"],
+                extrapolated=row.get("extrapolated", 1.0),
+            )
+        )
+    for entries in configs.values():
+        entries.sort(key=lambda e: (MODE_ORDER.index(e["mode"]), e["threads"]))
+    return configs
+
+
+def mode_label(e):
+    if e["mode"] in ("thread_pool", "event_loop+pool"):
+        return f"{e['mode']}/{e['threads']}"
+    return e["mode"]
+
+
+def mode_table(entries):
+    seq = next(e for e in entries if e["mode"] == "sequential")
+    lines = [
+        "| mode | wall time | speedup | ideal speedup | efficiency |",
+        "|---|---:|---:|---:|---:|",
+    ]
+    for e in entries:
+        speedup = seq["time"] / e["time"]
+        ideal = e["seq_ideal"] / e["ideal"]
+        note = f" (×{e['extrapolated']:.3g} rounds)" if e["extrapolated"] > 1.0001 else ""
+        lines.append(
+            f"| {mode_label(e)} | {fmt_time(e['time'])}{note} | {speedup:,.1f}× | {ideal:,.1f}× | {speedup / ideal:.0%} |"
+        )
+    return "\n".join(lines)
+
+
+def chart(config, entries, path):
+    """Speedup over sequential against threads, one line per mode (gnuplot, SVG)."""
+    if shutil.which("gnuplot") is None:
+        return False
+    seq = next(e for e in entries if e["mode"] == "sequential")
+    data_dir = os.path.dirname(path)
+    base = os.path.splitext(os.path.basename(path))[0]
+    threads = sorted({e["threads"] for e in entries})
+    series = {}
+    for e in entries:
+        series.setdefault(e["mode"], []).append((e["threads"], seq["time"] / e["time"]))
+    # Single-thread modes are drawn flat across the thread range.
+    for flat in ("sequential", "event_loop"):
+        if flat in series:
+            v = series[flat][0][1]
+            series[flat] = [(threads[0], v), (threads[-1], v)]
+    plots = []
+    for mode in MODE_ORDER:
+        if mode not in series:
+            continue
+        dat = os.path.join(data_dir, f"{base}.{mode.replace('+', '_')}.dat")
+        with open(dat, "w") as f:
+            for t, s in sorted(series[mode]):
+                f.write(f"{t} {s}\n")
+        plots.append(f"'{dat}' using 1:2 with linespoints lw 2 title '{mode}'")
+    script = f"""
+set terminal svg size 720,440 dynamic font 'sans,12'
+set output '{path}'
+set title '{config}: speedup over sequential'
+set xlabel 'threads (pool size)'
+set ylabel 'speedup over sequential'
+set logscale xy 2
+set grid
+set key outside right
+plot {', '.join(plots)}
+"""
+    subprocess.run(["gnuplot"], input=script, text=True, check=True)
+    return True
+
+
+# ---- micro-benchmarks ---------------------------------------------------------------
+
+
+def micro_figures(rows):
+    def t(name):
+        row = rows.get(name)
+        return seconds(row) if row else None
+
+    f = {}
+    f["task_await"] = {k: t(f"task_await/{k}") for k in ("function_call", "floor", "corio", "asio")}
+    f["yield"] = {k: (t(f"yield/{k}") or 0) / 2 or None for k in ("floor", "corio", "asio")}  # per switch
+    f["gather"] = {}
+    for n in (10, 1000, 100000):
+        v = t(f"gather/corio/{n}")
+        f["gather"][n] = v / n if v else None
+    f["spawn"] = {k: t(f"spawn/{k}") for k in ("corio", "asio")}
+    f["timer"] = {"fire": t("timer_fire/corio"), "cancel": t("timer_cancel/corio")}
+    f["sleeps"] = {}
+    for k in ("corio", "asio"):
+        name = f"sleeps_100ms/{k}/1000000/iterations:1/manual_time"
+        row = rows.get(name)
+        if row:
+            f["sleeps"][k] = (seconds(row) / 1e6, row.get("bytes_per_task"))
+    f["cross_thread"] = {k: t(f"cross_thread/{k}/real_time") for k in ("floor_eventfd", "corio")}
+    f["to_thread"] = {k: t(f"to_thread/{k}/real_time") for k in ("std_future", "corio")}
+    return f
+
+
+def ratio(a, b):
+    return a / b if a and b else float("nan")
+
+
+def micro_table(f):
+    ta, y, sp, sl, ct, tt = f["task_await"], f["yield"], f["spawn"], f["sleeps"], f["cross_thread"], f["to_thread"]
+    rows = [
+        ("task create + await + destroy", ta["corio"], f"floor (minimal coroutine) {fmt_time(ta['floor'])}, "
+         f"function call {fmt_time(ta['function_call'])}", f"Asio awaitable {fmt_time(ta['asio'])}"),
+        ("yield, per task switch", y["corio"], f"raw symmetric transfer {fmt_time(y['floor'])}",
+         f"Asio post {fmt_time(y['asio'])}"),
+    ]
+    for n, v in f["gather"].items():
+        rows.append((f"gather fan-out, per child, N={n:,}", v, "", ""))
+    rows.append(("spawn + await", sp["corio"], "", f"Asio co_spawn {fmt_time(sp['asio'])}"))
+    rows.append(("timer arm + fire (due at once)", f["timer"]["fire"], "", ""))
+    rows.append(("timer arm + cancel", f["timer"]["cancel"], "", ""))
+    if "corio" in sl:
+        peer = f"Asio steady_timer {fmt_time(sl['asio'][0])}, {sl['asio'][1]:.0f} B" if "asio" in sl else ""
+        rows.append(("1,000,000 × sleep(100 ms): overhead per task", sl["corio"][0],
+                     f"{sl['corio'][1]:.0f} B per task", peer))
+    rows.append(("cross-thread round trip (promise)", ct["corio"], f"raw eventfd ping-pong {fmt_time(ct['floor_eventfd'])}", ""))
+    rows.append(("to_thread round trip", tt["corio"], "", f"std::thread pool + std::future {fmt_time(tt['std_future'])}"))
+    out = ["| operation | corio | floor | peer |", "|---|---:|---|---|"]
+    for name, v, floor, peer in rows:
+        out.append(f"| {name} | {fmt_time(v) if v else '—'} | {floor} | {peer} |")
+    return "\n".join(out)
+
+
+# ---- targets ------------------------------------------------------------------------
+
+
+def targets(f, configs):
+    out = ["| target | measured | |", "|---|---|---|"]
+
+    def row(name, measured, ok):
+        out.append(f"| {name} | {measured} | {'met' if ok else '**missed**'} |")
+
+    ta = f["task_await"]
+    r = ratio(ta["corio"], ta["floor"])
+    row("task create+await ≤ 1.2× the hand-written floor", f"{r:.2f}×", r <= 1.2)
+    r = ratio(ta["corio"], ta["asio"])
+    row("task create+await no slower than Asio", f"{r:.2f}× Asio", r <= 1.0)
+    row("yield ≤ 10 ns", fmt_time(f["yield"]["corio"]), f["yield"]["corio"] <= 10e-9)
+    for n, v in f["gather"].items():
+        row(f"gather ≤ 30 ns per child (N={n:,})", fmt_time(v), v <= 30e-9)
+    r = ratio(f["spawn"]["asio"], f["spawn"]["corio"])
+    row("spawn+await ≥ 5× faster than Asio co_spawn", f"{r:.2f}×", r >= 5)
+    if "corio" in f["sleeps"]:
+        per, size = f["sleeps"]["corio"]
+        row("1,000,000 sleeps: ≤ 200 ns overhead per task", fmt_time(per), per <= 200e-9)
+        row("1,000,000 sleeps: ≤ 128 B per task", f"{size:.0f} B", size <= 128)
+    r = ratio(f["cross_thread"]["corio"], f["cross_thread"]["floor_eventfd"])
+    row("cross-thread round trip ≤ 1.1× raw eventfd", f"{r:.2f}×", r <= 1.1)
+
+    io = configs.get("io_wait/n=10000/w=10ms")
+    if io:
+        seq = next(e for e in io if e["mode"] == "sequential")
+        loop = next(e for e in io if e["mode"] == "event_loop")
+        pools = [e for e in io if e["mode"] == "thread_pool"]
+        r = loop["time"] / 0.010
+        row("io_wait N=10,000 W=10 ms: event loop within 2× of W", f"{r:.2f}× W ({fmt_time(loop['time'])})", r <= 2)
+        r = seq["time"] / loop["time"]
+        row("io_wait N=10,000 W=10 ms: ≥ 100× faster than sequential", f"{r:,.0f}×", r >= 100)
+        best = min(pools, key=lambda e: e["time"])
+        row("io_wait N=10,000 W=10 ms: ahead of every pool size",
+            f"best pool: {mode_label(best)} {fmt_time(best['time'])}", loop["time"] < best["time"])
+    for config, entries in sorted(configs.items()):
+        if not config.startswith("cpu/"):
+            continue
+        seq = next(e for e in entries if e["mode"] == "sequential")
+        loop = next(e for e in entries if e["mode"] == "event_loop")
+        r = loop["time"] / seq["time"]
+        row(f"{config}: event_loop within 1.05× of sequential", f"{r:.3f}×", r <= 1.05)
+        for lp in (e for e in entries if e["mode"] == "event_loop+pool"):
+            pool = next(e for e in entries if e["mode"] == "thread_pool" and e["threads"] == lp["threads"])
+            r = lp["time"] / pool["time"]
+            row(f"{config}: event_loop+pool/{lp['threads']} within 1.1× of thread_pool/{lp['threads']}",
+                f"{r:.3f}×", r <= 1.1)
+    return "\n".join(out)
+
+
+# ---- main ---------------------------------------------------------------------------
+
+
+def machine(context):
+    return (
+        f"{context.get('cpu_model', '?')}, {context.get('num_cpus', '?')} hardware threads, "
+        f"Linux {platform.release()}, {context.get('compiler', '?')}, "
+        f"corio backend {context.get('corio_backend', '?')}, {context.get('mode', '?')} mode, "
+        f"{context.get('date', '')}"
+    )
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--quick", action="store_true", help="the short run (under 3 minutes on 2 cores)")
+    ap.add_argument("--bin-dir", required=True, help="where bench_modes and bench_micro are")
+    ap.add_argument("--out", required=True, help="where to write the JSON, report.md and the charts")
+    args = ap.parse_args()
+    os.makedirs(args.out, exist_ok=True)
+
+    modes_cmd = [os.path.join(args.bin_dir, "bench_modes")] + (["--quick"] if args.quick else [])
+    micro_cmd = [os.path.join(args.bin_dir, "bench_micro"), "--benchmark_repetitions=3",
+                 "--benchmark_report_aggregates_only=true",
+                 "--benchmark_min_time=" + ("0.1" if args.quick else "0.5")]
+    modes = run(modes_cmd, os.path.join(args.out, "modes.json"))
+    micro = run(micro_cmd, os.path.join(args.out, "micro.json"))
+
+    configs = parse_mode_rows(medians(modes))
+    figures = micro_figures(medians(micro))
+
+    headline = ["io_wait/n=10000/w=10ms", "cpu/n=1000/c=100us" if args.quick else "cpu/n=10000/c=100us",
+                "mixed/n=1000/w=10ms/c=100us", "simul_chess/n=24"]
+    md = ["# corio benchmark report", "", f"Measured on: {machine(modes['context'])}.", "",
+          "Medians of the repetitions; every figure from this one run. *Speedup* is over the sequential "
+          "run of the same workload; *ideal speedup* is what the mode could reach on this machine "
+          "(waits overlap perfectly, CPU work spreads over at most the hardware threads); "
+          "*efficiency* is speedup / ideal. Blocking runs that would exceed the time budget ran a whole "
+          "number of rounds and were scaled to all rounds (marked ×rounds).", ""]
+    md += ["## Targets", "", targets(figures, configs), ""]
+    md += ["## Execution modes", ""]
+    order = [c for c in headline if c in configs] + sorted(c for c in configs if c not in headline)
+    for config in order:
+        md += [f"### {config}", "", mode_table(configs[config]), ""]
+        if config in headline:
+            svg = config.split("/")[0] + ".svg"
+            if chart(config, configs[config], os.path.join(args.out, svg)):
+                md += [f"![{config}]({svg})", ""]
+    md += ["## Micro-benchmarks", "", micro_table(figures), ""]
+    path = os.path.join(args.out, "report.md")
+    with open(path, "w") as f:
+        f.write("\n".join(md))
+    print("\n".join(md))
+    print(f"\nreport: {path}", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    main()
