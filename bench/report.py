@@ -111,7 +111,8 @@ def chart(config, entries, path):
     if shutil.which("gnuplot") is None:
         return False
     seq = next(e for e in entries if e["mode"] == "sequential")
-    data_dir = os.path.dirname(path)
+    data_dir = os.path.join(os.path.dirname(path), "chart-data")
+    os.makedirs(data_dir, exist_ok=True)
     base = os.path.splitext(os.path.basename(path))[0]
     threads = sorted({e["threads"] for e in entries})
     series = {}
@@ -132,7 +133,7 @@ def chart(config, entries, path):
                 f.write(f"{t} {s}\n")
         plots.append(f"'{dat}' using 1:2 with linespoints lw 2 title '{mode}'")
     script = f"""
-set terminal svg size 720,440 dynamic font 'sans,12'
+set terminal svg size 720,440 dynamic noenhanced font 'sans,12' background rgb 'white'
 set output '{path}'
 set title '{config}: speedup over sequential'
 set xlabel 'threads (pool size)'
@@ -273,6 +274,7 @@ def main():
     ap.add_argument("--quick", action="store_true", help="the short run (under 3 minutes on 2 cores)")
     ap.add_argument("--bin-dir", required=True, help="where bench_modes and bench_micro are")
     ap.add_argument("--out", required=True, help="where to write the JSON, report.md and the charts")
+    ap.add_argument("--render-only", action="store_true", help="render from the JSON already in --out")
     args = ap.parse_args()
     os.makedirs(args.out, exist_ok=True)
 
@@ -280,8 +282,15 @@ def main():
     micro_cmd = [os.path.join(args.bin_dir, "bench_micro"), "--benchmark_repetitions=3",
                  "--benchmark_report_aggregates_only=true",
                  "--benchmark_min_time=" + ("0.1" if args.quick else "0.5")]
-    modes = run(modes_cmd, os.path.join(args.out, "modes.json"))
-    micro = run(micro_cmd, os.path.join(args.out, "micro.json"))
+    if args.render_only:
+        with open(os.path.join(args.out, "modes.json")) as f:
+            modes = json.load(f)
+        with open(os.path.join(args.out, "micro.json")) as f:
+            micro = json.load(f)
+        args.quick = modes["context"].get("mode") == "quick"
+    else:
+        modes = run(modes_cmd, os.path.join(args.out, "modes.json"))
+        micro = run(micro_cmd, os.path.join(args.out, "micro.json"))
 
     configs = parse_mode_rows(medians(modes))
     figures = micro_figures(medians(micro))
