@@ -177,3 +177,23 @@ TEST_CASE("call_later runs after its delay, and a cancelled one never runs") {
     }());
     CHECK(ran == std::vector<std::string>{"kept"});
 }
+
+TEST_CASE("a task that yields in a tight loop does not starve timers") {
+    long spins = 0;
+    const auto t0 = clock::now();
+    corio::run([&]() -> corio::task<> {
+        bool stop = false;
+        auto spinner = corio::spawn([&]() -> corio::task<> {
+            while (!stop) {
+                ++spins;
+                co_await corio::yield();
+            }
+        });
+        co_await corio::sleep(20ms);  // must fire although the ready queue is never empty
+        stop = true;
+        co_await spinner;
+    }());
+    CHECK(ms_since(t0) >= 20.0);
+    CHECK(ms_since(t0) < 2000.0);
+    CHECK(spins > 100);  // the spinner really ran meanwhile
+}

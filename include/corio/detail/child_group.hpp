@@ -205,6 +205,11 @@ struct range_children {
     auto& promise(std::size_t i) noexcept { return tasks[i].handle().promise(); }
 };
 
+template <class T>
+std::vector<task<T>> tasks_from_range(std::vector<task<T>>&& tasks) noexcept {
+    return std::move(tasks);  // already tasks: adopt the vector as it is
+}
+
 template <class Range>
 auto tasks_from_range(Range&& range) {
     using A = decltype(*std::begin(range));
