@@ -18,6 +18,7 @@
 #include <vector>
 
 #include <corio/detail/remote_queue.hpp>
+#include <corio/detail/suspension.hpp>
 #include <corio/event_loop.hpp>
 #include <corio/spawn.hpp>
 #include <corio/task.hpp>
@@ -141,7 +142,7 @@ public:
     pool_awaiter(pool_awaiter&& o) noexcept(
         std::is_nothrow_move_constructible_v<F>&& std::is_nothrow_move_constructible_v<std::tuple<Args...>>)
         : pool_(o.pool_), fn_(std::move(o.fn_)), args_(std::move(o.args_)) {
-        CORIO_ASSERT(!o.handle_);
+        CORIO_ASSERT(!o.wait_.handle);
         pool_job::run = &run_on_worker;
         remote_item::fn = &resume_on_loop;
     }
@@ -151,20 +152,14 @@ public:
 
     template <class Promise>
     bool await_suspend(std::coroutine_handle<Promise> h) {
-        loop_ = &event_loop::current();
-        if constexpr (std::is_base_of_v<promise_base, Promise>) node_ = h.promise().node_;
-        if (node_ != nullptr && node_->take_pending_cancel()) {
-            cancelled_ = true;
-            return false;
-        }
-        handle_ = h;
+        if (!wait_.begin(h)) return false;
         pool_->submit(this);
-        if (node_ != nullptr) node_->arm(&on_cancel, this);
+        wait_.arm(&on_cancel, this);  // the completion reaches the loop only after we return
         return true;
     }
 
     result_type await_resume() {
-        if (cancelled_) throw_cancelled(node_);
+        wait_.throw_if_cancelled();
         if (error_) std::rethrow_exception(error_);
         if constexpr (!std::is_void_v<result_type>) return std::move(*result_);
     }
@@ -181,23 +176,19 @@ private:
             me->error_ = std::current_exception();
         }
         // The loop is running: it waits for this very job before it can finish.
-        me->loop_->remote().push(me);
+        me->wait_.loop->remote().push(me);
     }
 
     static void resume_on_loop(remote_item* item, bool) noexcept {
         auto* me = static_cast<pool_awaiter*>(item);
-        if (me->node_ != nullptr) me->node_->disarm(me);
-        me->loop_->schedule(me->handle_, me->node_);
+        me->wait_.wake(me);
     }
 
     static void on_cancel(void* self) noexcept {
         auto* me = static_cast<pool_awaiter*>(self);
         // A job that has started cannot be stopped: it finishes, its result wins and
         // the cancel waits for the next suspension point.
-        if (me->pool_->withdraw(me)) {
-            me->cancelled_ = true;
-            me->loop_->schedule(me->handle_, me->node_);
-        }
+        if (me->pool_->withdraw(me)) me->wait_.wake_cancelled();
     }
 
     thread_pool* pool_;
@@ -205,10 +196,7 @@ private:
     std::tuple<Args...> args_;
     std::optional<std::conditional_t<std::is_void_v<result_type>, char, std::remove_cvref_t<result_type>>> result_;
     std::exception_ptr error_;
-    event_loop* loop_ = nullptr;
-    task_node* node_ = nullptr;
-    std::coroutine_handle<> handle_{};
-    bool cancelled_ = false;
+    suspension wait_;
 };
 
 template <class T>

@@ -6,6 +6,7 @@
 #include <utility>
 
 #include <corio/detail/child_group.hpp>
+#include <corio/detail/suspension.hpp>
 #include <corio/detail/timer_heap.hpp>
 #include <corio/event_loop.hpp>
 #include <corio/task.hpp>
@@ -25,46 +26,33 @@ public:
     sleep_awaiter& operator=(sleep_awaiter&&) = delete;
     ~sleep_awaiter() {
         // The frame is destroyed while asleep (its loop is going away): leave the heap.
-        if (armed()) loop_->remove_timer(*this);
+        if (armed()) wait_.loop->remove_timer(*this);
     }
 
     static bool await_ready() noexcept { return false; }
 
     template <class Promise>
     bool await_suspend(std::coroutine_handle<Promise> h) {
-        loop_ = &event_loop::current();
-        if constexpr (std::is_base_of_v<promise_base, Promise>) node_ = h.promise().node_;
-        if (node_ != nullptr && node_->take_pending_cancel()) {
-            cancelled_ = true;
-            return false;
-        }
-        handle_ = h;
-        loop_->add_timer(*this);
-        if (node_ != nullptr) node_->arm(&on_cancel, this);
+        if (!wait_.begin(h)) return false;
+        wait_.loop->add_timer(*this);
+        wait_.arm(&on_cancel, this);
         return true;
     }
 
-    void await_resume() const {
-        if (cancelled_) throw_cancelled(node_);
-    }
+    void await_resume() const { wait_.throw_if_cancelled(); }
 
 private:
     static void on_fire(timer_entry* e) noexcept {
         auto* me = static_cast<sleep_awaiter*>(e);
-        if (me->node_ != nullptr) me->node_->disarm(me);
-        me->loop_->schedule(me->handle_, me->node_);
+        me->wait_.wake(me);
     }
     static void on_cancel(void* self) noexcept {
         auto* me = static_cast<sleep_awaiter*>(self);
-        me->loop_->remove_timer(*me);
-        me->cancelled_ = true;
-        me->loop_->schedule(me->handle_, me->node_);
+        me->wait_.loop->remove_timer(*me);
+        me->wait_.wake_cancelled();
     }
 
-    event_loop* loop_ = nullptr;
-    task_node* node_ = nullptr;
-    std::coroutine_handle<> handle_{};
-    bool cancelled_ = false;
+    suspension wait_;
 };
 
 class [[nodiscard]] yield_awaiter {

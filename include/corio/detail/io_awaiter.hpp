@@ -10,6 +10,7 @@
 #include <system_error>
 
 #include <corio/backend/backend.hpp>
+#include <corio/detail/suspension.hpp>
 #include <corio/detail/task_node.hpp>
 #include <corio/event_loop.hpp>
 
@@ -27,25 +28,19 @@ public:
 
     template <class Promise>
     bool await_suspend(std::coroutine_handle<Promise> h) {
-        loop_ = &event_loop::current();
-        if constexpr (std::is_base_of_v<promise_base, Promise>) node_ = h.promise().node_;
-        if (node_ != nullptr && node_->take_pending_cancel()) {
-            cancelled_ = true;
-            return false;
-        }
-        handle_ = h;
-        loop_->io().submit(*this);
+        if (!wait_.begin(h)) return false;
+        wait_.loop->io().submit(*this);
         if (finished_) return false;  // the syscall completed at once (epoll backend)
         suspended_ = true;
-        if (node_ != nullptr) node_->arm(&on_cancel, this);
+        wait_.arm(&on_cancel, this);
         return true;
     }
 
     /// The op's result (>= 0); throws cancelled_error or std::system_error naming the op.
     int result_or_throw() const {
-        if (cancelled_) throw_cancelled(node_);
+        wait_.throw_if_cancelled();
         if (result < 0) {
-            if (result == -ECANCELED && cancel_sent_) throw_cancelled(node_);
+            if (result == -ECANCELED && cancel_sent_) throw_cancelled(wait_.node);
             throw std::system_error(-result, std::system_category(), std::string("corio: ") + what_);
         }
         return result;
@@ -55,24 +50,19 @@ private:
     static void on_complete(io_op* op) noexcept {
         auto* me = static_cast<io_awaiter*>(op);
         me->finished_ = true;
-        if (!me->suspended_) return;
-        if (me->node_ != nullptr) me->node_->disarm(me);
-        me->loop_->schedule(me->handle_, me->node_);
+        if (me->suspended_) me->wait_.wake(me);
     }
 
     static void on_cancel(void* self) noexcept {
         auto* me = static_cast<io_awaiter*>(self);
         me->cancel_sent_ = true;
-        me->loop_->io().cancel(*me);
+        me->wait_.loop->io().cancel(*me);
     }
 
     const char* what_;
-    event_loop* loop_ = nullptr;
-    task_node* node_ = nullptr;
-    std::coroutine_handle<> handle_{};
+    suspension wait_;
     bool suspended_ = false;
     bool finished_ = false;
-    bool cancelled_ = false;
     bool cancel_sent_ = false;
 };
 
