@@ -331,11 +331,7 @@ private:
                 try {
                     me->func();
                 } catch (...) {
-                    me->loop->report({report_kind::callback_exception,
-                                      "exception in a call_soon_threadsafe callback",
-                                      std::current_exception(),
-                                      {},
-                                      {}});
+                    me->loop->report_callback_exception("call_soon_threadsafe");
                 }
             }
             delete me;
@@ -344,16 +340,21 @@ private:
         F func;
     };
 
+    /// Reports the exception being handled, thrown by a callback of the given kind.
+    void report_callback_exception(const char* which) noexcept {
+        report({report_kind::callback_exception,
+                std::string("exception in a ") + which + " callback",
+                std::current_exception(),
+                {},
+                {}});
+    }
+
     static void run_callback(void* p) noexcept {
         auto* c = static_cast<callback_base*>(p);
         try {
             c->invoke();
         } catch (...) {
-            detail::current_loop()->report({report_kind::callback_exception,
-                                            "exception in a call_soon callback",
-                                            std::current_exception(),
-                                            {},
-                                            {}});
+            detail::current_loop()->report_callback_exception("call_soon");
         }
         delete c;
     }
@@ -451,11 +452,7 @@ timer_handle event_loop::call_later(std::chrono::nanoseconds delay, F&& fn) {
         try {
             ct->fn();
         } catch (...) {
-            ct->loop->report({report_kind::callback_exception,
-                              "exception in a call_later callback",
-                              std::current_exception(),
-                              {},
-                              {}});
+            ct->loop->report_callback_exception("call_later");
         }
         delete ct;
     };

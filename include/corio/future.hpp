@@ -15,6 +15,7 @@
 #include <vector>
 
 #include <corio/detail/remote_queue.hpp>
+#include <corio/detail/suspension.hpp>
 #include <corio/detail/task_node.hpp>
 #include <corio/errors.hpp>
 #include <corio/event_loop.hpp>
@@ -31,8 +32,7 @@ namespace detail {
 struct future_waiter {
     future_waiter* next = nullptr;
     future_waiter* prev = nullptr;
-    std::coroutine_handle<> handle{};
-    task_node* node = nullptr;
+    suspension wait;
 };
 
 class future_state_base : public loop_bound {
@@ -128,8 +128,7 @@ protected:
             future_waiter* w = waiters_head_;
             waiters_head_ = w->next;
             w->next = w->prev = nullptr;
-            if (w->node != nullptr) w->node->disarm(w);
-            loop_->schedule(w->handle, w->node);
+            w->wait.wake(w);
         }
         waiters_tail_ = nullptr;
         for (auto& cb : callbacks_) loop_->call_soon(std::move(cb));
@@ -197,22 +196,18 @@ public:
 
     template <class Promise>
     bool await_suspend(std::coroutine_handle<Promise> h) {
-        if (st_->loop() != current_loop())
+        event_loop* loop = current_loop();
+        if (loop == nullptr || st_->loop() != loop)
             throw usage_error("corio: a future can only be awaited on the loop it belongs to");
-        if constexpr (std::is_base_of_v<promise_base, Promise>) node = h.promise().node_;
-        if (node != nullptr && node->take_pending_cancel()) {
-            cancelled_now_ = true;
-            return false;
-        }
-        handle = h;
+        if (!wait.begin(h, *loop)) return false;
         st_->add_waiter(this);
-        if (node != nullptr) node->arm(&on_cancel, this);
+        wait.arm(&on_cancel, static_cast<future_waiter*>(this));  // the context finish() disarms
         return true;
     }
 
     T await_resume() {
-        if (cancelled_now_) throw_cancelled(nullptr);
-        if (st_->state() == future_state_base::status::cancelled) throw_cancelled(node);
+        wait.throw_if_cancelled();
+        if (st_->state() == future_state_base::status::cancelled) throw_cancelled(wait.node);
         st_->rethrow_if_failed();
         if constexpr (std::is_void_v<T>) {
             return;
@@ -227,12 +222,11 @@ public:
 
 private:
     static void on_cancel(void* self) noexcept {
-        auto* me = static_cast<future_awaiter*>(self);
+        auto* me = static_cast<future_awaiter*>(static_cast<future_waiter*>(self));
         me->st_->cancel();  // the waiter stays linked; the future's completion resumes us
     }
 
     future_state<T>* st_;
-    bool cancelled_now_ = false;
 };
 
 }  // namespace detail

@@ -104,11 +104,13 @@ struct [[nodiscard]] gather_settled_range_awaiter : group_awaiter_base<range_chi
 };
 
 template <class R>
-concept awaitable_range = requires(R& r) {
+concept iterable = requires(R& r) {
     std::begin(r);
     std::end(r);
-}
-&&!awaitable<R>;
+};
+
+template <class R>
+concept awaitable_range = iterable<R> && !awaitable<R>;
 
 }  // namespace detail
 

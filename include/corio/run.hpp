@@ -27,9 +27,7 @@ auto event_loop::run(Awaitable&& awaitable, corio::source_location where)
     }
     drain();
     st->rethrow_if_failed();
-    if constexpr (!std::is_void_v<T>) {
-        if constexpr (std::is_copy_constructible_v<T> || std::is_move_constructible_v<T>) return st->take_value();
-    }
+    if constexpr (!std::is_void_v<T>) return st->take_value();
 }
 
 /// Runs the awaitable on a new event loop (asyncio.run).

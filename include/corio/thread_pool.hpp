@@ -139,8 +139,7 @@ public:
         remote_item::fn = &resume_on_loop;
     }
     // Movable until awaited (spawn(run_in(...)) moves it into a frame).
-    pool_awaiter(pool_awaiter&& o) noexcept(
-        std::is_nothrow_move_constructible_v<F>&& std::is_nothrow_move_constructible_v<std::tuple<Args...>>)
+    pool_awaiter(pool_awaiter&& o) noexcept(std::is_nothrow_move_constructible_v<std::tuple<F, Args...>>)
         : pool_(o.pool_), fn_(std::move(o.fn_)), args_(std::move(o.args_)) {
         CORIO_ASSERT(!o.wait_.handle);
         pool_job::run = &run_on_worker;

@@ -85,22 +85,19 @@ public:
     template <class Promise>
     bool await_suspend(std::coroutine_handle<Promise> h) {
         auto& g = children_.group;
-        timer_.deadline = clock::now() + timeout_;
+        timer_.deadline = clock::now() + timeout_;  // the time runs from the start
         timer_.fire = &on_timeout;
         timer_.self = this;
-        event_loop::current().add_timer(timer_);
-        g.timer = &timer_;
-        const bool suspended = g.start(h, true);
-        if (!suspended && timer_.armed()) g.loop->remove_timer(timer_);
-        return suspended;
+        g.timer = &timer_;                    // removed by the group when the children end
+        if (!g.start(h, true)) return false;  // ended at once (or cancelled): no deadline to arm
+        // Armed once the children wait: none of them can end before we return to the loop.
+        g.loop->add_timer(timer_);
+        return true;
     }
 
     T await_resume() {
         auto& g = children_.group;
-        if (g.cancelled_before_start) {
-            event_loop::current().remove_timer(timer_);
-            throw_cancelled(nullptr);
-        }
+        g.check_cancelled_before_start();
         auto& p = children_.template promise<0>();
         if (p.exception_) {
             if (is_cancellation(p.exception_) && timed_out_ && !g.parent_cancelled) throw timeout_error();
