@@ -2,10 +2,14 @@
 // The whole public API of corio.
 
 #include <corio/backend/backend.hpp>
+#include <corio/buffer.hpp>
 #include <corio/cancel.hpp>
 #include <corio/errors.hpp>
 #include <corio/event_loop.hpp>
 #include <corio/future.hpp>
+#include <corio/net/endpoint.hpp>
+#include <corio/net/tcp.hpp>
+#include <corio/net/udp.hpp>
 #include <corio/gather.hpp>
 #include <corio/outcome.hpp>
 #include <corio/poll.hpp>

@@ -4,6 +4,7 @@
 
 #include <stdexcept>
 #include <string>
+#include <system_error>
 
 namespace corio {
 
@@ -29,4 +30,33 @@ public:
     using std::logic_error::logic_error;
 };
 
+/// corio's own I/O error codes, in std::system_error next to the errno ones:
+/// `e.code() == corio::io_errc::end_of_stream`.
+enum class io_errc {
+    end_of_stream = 1,  ///< the peer closed the stream before the bytes asked for arrived
+    closed,             ///< a queue was closed
+};
+
+inline const std::error_category& io_category() noexcept {
+    struct category final : std::error_category {
+        [[nodiscard]] const char* name() const noexcept override { return "corio"; }
+        [[nodiscard]] std::string message(int c) const override {
+            switch (static_cast<io_errc>(c)) {
+                case io_errc::end_of_stream:
+                    return "end of stream";
+                case io_errc::closed:
+                    return "closed";
+            }
+            return "unknown corio error";
+        }
+    };
+    static const category instance;
+    return instance;
+}
+
+inline std::error_code make_error_code(io_errc e) noexcept { return {static_cast<int>(e), io_category()}; }
+
 }  // namespace corio
+
+template <>
+struct std::is_error_code_enum<corio::io_errc> : std::true_type {};

@@ -29,16 +29,18 @@ constexpr std::string_view to_string(backend_kind k) noexcept {
 
 namespace detail {
 
-enum class io_kind : std::uint8_t { poll, read, write, recv, send, accept, connect };
+// openat and fsync are io_uring only: on epoll, file operations go to the thread pool
+// (a regular file is always "ready").
+enum class io_kind : std::uint8_t { poll, read, write, recv, send, recvmsg, sendmsg, accept, connect, openat, fsync };
 
 struct io_op {
     io_kind kind = io_kind::poll;
     int fd = -1;
     std::uint32_t poll_mask = 0;  // poll: POLLIN / POLLOUT
     int msg_flags = 0;            // recv / send / accept flags
-    void* buf = nullptr;
+    void* buf = nullptr;          // recvmsg / sendmsg: the msghdr; openat: the path
     std::size_t len = 0;
-    std::int64_t offset = -1;  // read / write: -1 means the file position
+    std::int64_t offset = -1;  // read / write: -1 means the file position; openat: the mode
     sockaddr* addr = nullptr;
     socklen_t addrlen = 0;  // connect: the address length; accept: in/out length
     int result = 0;
@@ -68,6 +70,14 @@ public:
     /// Waits for completions; timeout < 0: forever, 0: poll. Calls op->complete for each.
     /// Returns true if the remote-wakeup fd fired.
     virtual bool wait(std::chrono::nanoseconds timeout) = 0;
+    /// Sockets corio itself creates are attached once for their whole life (epoll:
+    /// registered edge-triggered) and detached just before they are closed.
+    virtual void attach(int /*fd*/) {}
+    virtual void detach(int /*fd*/) noexcept {}
+    /// Whether corio's own sockets should be non-blocking. io_uring prefers blocking
+    /// sockets: it then waits for readiness inside the kernel instead of failing with
+    /// -EAGAIN and costing a second round trip.
+    [[nodiscard]] virtual bool nonblocking_sockets() const noexcept { return true; }
     /// Operations submitted and not yet completed.
     [[nodiscard]] std::size_t in_flight() const noexcept { return in_flight_; }
 

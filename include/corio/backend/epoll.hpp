@@ -1,8 +1,11 @@
 #pragma once
 // The epoll backend: completion semantics emulated with readiness. An operation first
-// tries its syscall; only on EAGAIN does it wait for the fd, level-triggered, and the
-// registration is removed as soon as no operation waits on that fd (the user may close
-// a foreign fd after wait_readable returns).
+// tries its syscall; only on EAGAIN does it wait for the fd.
+// - corio's own sockets are attached once, edge-triggered, for their whole life: no
+//   epoll_ctl per operation.
+// - A foreign fd (wait_readable on a C library's socket) is registered level-triggered
+//   while someone waits, and the registration is removed as soon as no operation waits
+//   on it (the user may close the fd after wait_readable returns).
 
 #include <cerrno>
 #include <chrono>
@@ -40,17 +43,20 @@ public:
 
     void submit(io_op& op) override {
         op.cancel_requested = false;
-        if (op.kind != io_kind::poll && try_now(op)) {
+        fd_state& s = state_for(op.fd);
+        // Try the syscall first; an edge-triggered fd that is ready already will not
+        // report it again, so a poll on it checks now too.
+        if ((op.kind != io_kind::poll || s.edge) && try_now(op, s.edge)) {
             op.complete(&op);
             return;
         }
-        fd_state& s = state_for(op.fd);
         op.next = nullptr;
         io_op** tail = &s.waiters;
         while (*tail != nullptr) tail = &(*tail)->next;
         *tail = &op;
         op.in_kernel = true;
         ++in_flight_;
+        if (s.edge) return;
         if (const int e = update(op.fd, s); e != 0) {
             unlink(s, op);
             op.result = -e;
@@ -62,9 +68,36 @@ public:
         if (!op.in_kernel) return;
         fd_state& s = fds_[static_cast<std::size_t>(op.fd)];
         unlink(s, op);
-        (void)update(op.fd, s);
+        if (!s.edge) (void)update(op.fd, s);
         op.result = -ECANCELED;
         op.complete(&op);
+    }
+
+    void attach(int fd) override {
+        fd_state& s = state_for(fd);
+        epoll_event ev{};
+        ev.events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET;
+        ev.data.ptr = reinterpret_cast<void*>(static_cast<std::uintptr_t>(fd) + 1);
+        if (::epoll_ctl(epfd_, EPOLL_CTL_ADD, fd, &ev) < 0)
+            throw std::system_error(errno, std::system_category(), "corio: epoll backend: registering a socket");
+        s.registered = ev.events;
+        s.edge = true;
+    }
+
+    void detach(int fd) noexcept override {
+        if (fd < 0 || static_cast<std::size_t>(fd) >= fds_.size()) return;
+        fd_state& s = fds_[static_cast<std::size_t>(fd)];
+        if (!s.edge) return;
+        // Anything still waiting on a socket being closed ends with EBADF, as it would
+        // in the kernel.
+        while (s.waiters != nullptr) {
+            io_op& op = *s.waiters;
+            unlink(s, op);
+            op.result = -EBADF;
+            op.complete(&op);
+        }
+        (void)::epoll_ctl(epfd_, EPOLL_CTL_DEL, fd, nullptr);
+        s = fd_state{};
     }
 
     bool wait(std::chrono::nanoseconds timeout) override {
@@ -106,6 +139,7 @@ private:
     struct fd_state {
         io_op* waiters = nullptr;
         std::uint32_t registered = 0;  // the mask epoll has for this fd, 0: not registered
+        bool edge = false;             // attached for life, edge-triggered
     };
 
     int wait_ms(epoll_event* events, std::chrono::nanoseconds timeout) {
@@ -127,12 +161,17 @@ private:
                 return op.poll_mask;
             case io_kind::read:
             case io_kind::recv:
+            case io_kind::recvmsg:
             case io_kind::accept:
                 return POLLIN;
             case io_kind::write:
             case io_kind::send:
+            case io_kind::sendmsg:
             case io_kind::connect:
                 return POLLOUT;
+            case io_kind::openat:
+            case io_kind::fsync:
+                return 0;
         }
         return 0;
     }
@@ -178,11 +217,27 @@ private:
     }
 
     // Runs the operation's syscall; true when it finished (result set), false on EAGAIN.
-    static bool try_now(io_op& op) noexcept {
+    static bool try_now(io_op& op, bool edge) noexcept {
         long rc = 0;
+    again:
         switch (op.kind) {
-            case io_kind::poll:
-                return false;
+            case io_kind::poll: {
+                if (!edge) return false;
+                pollfd p{op.fd, static_cast<short>(op.poll_mask), 0};
+                if (::poll(&p, 1, 0) <= 0) return false;
+                op.result = static_cast<int>(static_cast<unsigned short>(p.revents));
+                return true;
+            }
+            case io_kind::recvmsg:
+                rc = ::recvmsg(op.fd, static_cast<msghdr*>(op.buf), op.msg_flags);
+                break;
+            case io_kind::sendmsg:
+                rc = ::sendmsg(op.fd, static_cast<const msghdr*>(op.buf), op.msg_flags | MSG_NOSIGNAL);
+                break;
+            case io_kind::openat:
+            case io_kind::fsync:
+                op.result = -EOPNOTSUPP;  // the file layer sends these to the thread pool
+                return true;
             case io_kind::read:
                 rc = op.offset < 0 ? ::read(op.fd, op.buf, op.len) : ::pread(op.fd, op.buf, op.len, op.offset);
                 break;
@@ -218,7 +273,7 @@ private:
         }
         if (rc < 0) {
             if (errno == EAGAIN || errno == EWOULDBLOCK) return false;
-            if (errno == EINTR) return false;
+            if (errno == EINTR) goto again;
             op.result = -errno;
             return true;
         }
@@ -247,7 +302,7 @@ private:
                 if ((events & EPOLLERR) != 0U) revents |= POLLERR;
                 if ((events & EPOLLHUP) != 0U) revents |= POLLHUP;
                 op.result = static_cast<int>(revents);
-            } else if (!try_now(op)) {
+            } else if (!try_now(op, s.edge)) {
                 p = &op.next;
                 continue;
             }
@@ -258,7 +313,7 @@ private:
             *done_tail = &op;
             done_tail = &op.next;
         }
-        (void)update(fd, s);
+        if (!s.edge) (void)update(fd, s);
         while (done != nullptr) {
             io_op* op = done;
             done = op->next;

@@ -14,6 +14,7 @@
 #include <string>
 #include <system_error>
 
+#include <fcntl.h>
 #include <liburing.h>
 #include <poll.h>
 
@@ -58,6 +59,7 @@ public:
 
     [[nodiscard]] backend_kind kind() const noexcept override { return backend_kind::io_uring; }
     [[nodiscard]] unsigned setup_flags() const noexcept { return flags_; }
+    [[nodiscard]] bool nonblocking_sockets() const noexcept override { return false; }
     [[nodiscard]] std::string describe() const {
         if ((flags_ & IORING_SETUP_DEFER_TASKRUN) != 0U) return "io_uring (SINGLE_ISSUER|DEFER_TASKRUN)";
         if ((flags_ & IORING_SETUP_COOP_TASKRUN) != 0U) return "io_uring (COOP_TASKRUN)";
@@ -127,12 +129,27 @@ private:
             case io_kind::send:
                 io_uring_prep_send(sqe, op.fd, op.buf, op.len, op.msg_flags | MSG_NOSIGNAL);
                 break;
+            case io_kind::recvmsg:
+                io_uring_prep_recvmsg(sqe, op.fd, static_cast<msghdr*>(op.buf), static_cast<unsigned>(op.msg_flags));
+                break;
+            case io_kind::sendmsg:
+                io_uring_prep_sendmsg(sqe, op.fd, static_cast<const msghdr*>(op.buf),
+                                      static_cast<unsigned>(op.msg_flags | MSG_NOSIGNAL));
+                break;
             case io_kind::accept:
+                // Accepted sockets stay blocking: see nonblocking_sockets().
                 io_uring_prep_accept(sqe, op.fd, op.addr, op.addr != nullptr ? &op.addrlen : nullptr,
-                                     op.msg_flags | SOCK_CLOEXEC | SOCK_NONBLOCK);
+                                     op.msg_flags | SOCK_CLOEXEC);
                 break;
             case io_kind::connect:
                 io_uring_prep_connect(sqe, op.fd, op.addr, op.addrlen);
+                break;
+            case io_kind::openat:
+                io_uring_prep_openat(sqe, AT_FDCWD, static_cast<const char*>(op.buf), op.msg_flags | O_CLOEXEC,
+                                     static_cast<mode_t>(op.offset));
+                break;
+            case io_kind::fsync:
+                io_uring_prep_fsync(sqe, op.fd, 0);
                 break;
         }
         io_uring_sqe_set_data64(sqe, user_data(op));
@@ -140,7 +157,8 @@ private:
 
     void prep_ready_wait(io_op& op) {
         io_uring_sqe* sqe = next_sqe();
-        const bool out = op.kind == io_kind::write || op.kind == io_kind::send || op.kind == io_kind::connect;
+        const bool out = op.kind == io_kind::write || op.kind == io_kind::send || op.kind == io_kind::sendmsg ||
+                         op.kind == io_kind::connect;
         io_uring_prep_poll_add(sqe, op.fd, out ? POLLOUT : POLLIN);
         op.waiting_ready = true;
         io_uring_sqe_set_data64(sqe, user_data(op));

@@ -3,6 +3,10 @@
 // frame. Cancelling the task asks the backend to cancel the op; the task resumes only
 // when the backend reports the op complete (for io_uring: its own CQE has arrived),
 // so the kernel no longer holds the op's buffers.
+//
+// In "exact" mode (read_exact, write_all) a short transfer is continued from the
+// completion itself, without resuming the coroutine: the op is resubmitted for the rest
+// of the buffer until it is all done, the stream ends (0), or an error or cancel comes.
 
 #include <cerrno>
 #include <coroutine>
@@ -19,7 +23,7 @@ namespace corio::detail {
 class io_awaiter : protected io_op {
 public:
     explicit io_awaiter(const char* what) noexcept : what_(what) { complete = &on_complete; }
-    io_awaiter(const io_awaiter& o) noexcept : io_op(static_cast<const io_op&>(o)), what_(o.what_) {
+    io_awaiter(const io_awaiter& o) noexcept : io_op(static_cast<const io_op&>(o)), what_(o.what_), exact_(o.exact_) {
         CORIO_ASSERT(!o.in_kernel);
     }
     io_awaiter& operator=(const io_awaiter&) = delete;
@@ -38,17 +42,41 @@ public:
 
     /// The op's result (>= 0); throws cancelled_error or std::system_error naming the op.
     int result_or_throw() const {
+        throw_if_failed();
+        return result;
+    }
+
+protected:
+    /// Continue short transfers until len bytes are done (see the file comment).
+    void set_exact() noexcept { exact_ = true; }
+    /// Exact mode: the bytes transferred, over every resubmission.
+    [[nodiscard]] std::size_t transferred() const noexcept { return done_; }
+    [[nodiscard]] const char* what() const noexcept { return what_; }
+    [[nodiscard]] bool cancel_was_sent() const noexcept { return cancel_sent_; }
+    [[noreturn]] void throw_cancelled_now() const { throw_cancelled(wait_.node); }
+
+    void throw_if_failed() const {
         wait_.throw_if_cancelled();
         if (result < 0) {
             if (result == -ECANCELED && cancel_sent_) throw_cancelled(wait_.node);
             throw std::system_error(-result, std::system_category(), std::string("corio: ") + what_);
         }
-        return result;
     }
 
 private:
     static void on_complete(io_op* op) noexcept {
         auto* me = static_cast<io_awaiter*>(op);
+        if (me->exact_ && me->result > 0) {
+            const auto n = static_cast<std::size_t>(me->result);
+            me->done_ += n;
+            if (n < me->len && !me->cancel_sent_) {
+                me->buf = static_cast<char*>(me->buf) + n;
+                me->len -= n;
+                if (me->offset >= 0) me->offset += static_cast<std::int64_t>(n);
+                me->wait_.loop->io().submit(*me);
+                return;
+            }
+        }
         me->finished_ = true;
         if (me->suspended_) me->wait_.wake(me);
     }
@@ -64,6 +92,8 @@ private:
     bool suspended_ = false;
     bool finished_ = false;
     bool cancel_sent_ = false;
+    bool exact_ = false;
+    std::size_t done_ = 0;
 };
 
 }  // namespace corio::detail

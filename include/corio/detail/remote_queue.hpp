@@ -85,6 +85,9 @@ public:
         }
     }
 
+    /// Whether the loop behind this queue has gone.
+    [[nodiscard]] bool is_closed() const noexcept { return head_.load(std::memory_order_acquire) == closed(); }
+
     /// Resets the eventfd counter after a wakeup.
     void drain_eventfd() noexcept {
         std::uint64_t v = 0;

@@ -1,0 +1,188 @@
+#pragma once
+// TCP: net::tcp_listener (bind, accept) and net::tcp_stream (connect, read, write,
+// shutdown). Every operation is an awaiter living in the awaiting frame; errors are
+// std::system_error naming the operation; no operation ever raises SIGPIPE.
+
+#include <cerrno>
+#include <cstdint>
+#include <string>
+#include <system_error>
+#include <utility>
+#include <vector>
+
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/socket.h>
+
+#include <corio/buffer.hpp>
+#include <corio/detail/io_awaiter.hpp>
+#include <corio/detail/socket.hpp>
+#include <corio/errors.hpp>
+#include <corio/net/endpoint.hpp>
+#include <corio/task.hpp>
+
+namespace corio::net {
+
+enum class shutdown_how { receive = SHUT_RD, send = SHUT_WR, both = SHUT_RDWR };
+
+class tcp_stream {
+public:
+    /// A stream that is not connected (is_open() is false).
+    tcp_stream() = default;
+
+    /// Connects to ep. Refused, unreachable, cancelled: std::system_error naming the
+    /// endpoint, or cancelled_error. Wrap in wait_for for a deadline.
+    static task<tcp_stream> connect(endpoint ep);
+    /// Resolves host and tries its addresses in turn; the last failure is thrown.
+    static task<tcp_stream> connect(std::string host, std::uint16_t port);
+
+    /// Up to buf.size bytes, as soon as any arrive; 0 means the peer has shut down its side.
+    detail::transfer_awaiter read_some(mutable_buffer buf) const noexcept {
+        return {detail::io_kind::recv, fd(), buf.data, buf.size, "tcp_stream::read_some"};
+    }
+    /// Exactly buf.size bytes; if the stream ends first, std::system_error with
+    /// io_errc::end_of_stream.
+    detail::exact_awaiter read_exact(mutable_buffer buf) const noexcept {
+        return {detail::io_kind::recv, fd(), buf.data, buf.size, "tcp_stream::read_exact"};
+    }
+    /// Some of buf (at least one byte); the count.
+    detail::transfer_awaiter write_some(const_buffer buf) const noexcept {
+        return {detail::io_kind::send, fd(), const_cast<void*>(buf.data), buf.size, "tcp_stream::write_some"};
+    }
+    /// All of buf. A peer that has gone: std::system_error (EPIPE or ECONNRESET).
+    detail::exact_awaiter write_all(const_buffer buf) const noexcept {
+        return {detail::io_kind::send, fd(), buf.data, buf.size, "tcp_stream::write_all"};
+    }
+
+    /// Ends one or both directions (send: the peer reads end of stream).
+    void shutdown(shutdown_how how = shutdown_how::send) const {
+        if (::shutdown(fd(), static_cast<int>(how)) < 0) detail::throw_errno("tcp_stream::shutdown");
+    }
+    /// Closes the socket now (the destructor does it too).
+    void close() noexcept { socket_.close(); }
+
+    /// Disables Nagle's algorithm: small writes go out at once.
+    void set_nodelay(bool on = true) const {
+        const int v = on ? 1 : 0;
+        if (::setsockopt(fd(), IPPROTO_TCP, TCP_NODELAY, &v, sizeof v) < 0)
+            detail::throw_errno("tcp_stream::set_nodelay");
+    }
+    [[nodiscard]] endpoint local_endpoint() const { return name_of(fd(), false); }
+    [[nodiscard]] endpoint remote_endpoint() const { return name_of(fd(), true); }
+    [[nodiscard]] bool is_open() const noexcept { return socket_.is_open(); }
+    [[nodiscard]] int native_handle() const noexcept { return socket_.fd(); }
+
+    /// Internal: adopts a connected socket.
+    explicit tcp_stream(detail::socket_handle s) noexcept : socket_(std::move(s)) {}
+
+    static endpoint name_of(int fd, bool peer) {
+        sockaddr_storage ss{};
+        socklen_t len = sizeof ss;
+        auto* sa = reinterpret_cast<sockaddr*>(&ss);
+        if ((peer ? ::getpeername(fd, sa, &len) : ::getsockname(fd, sa, &len)) < 0)
+            detail::throw_errno(peer ? "remote_endpoint" : "local_endpoint");
+        return endpoint::from_sockaddr(sa, len);
+    }
+
+private:
+    [[nodiscard]] int fd() const noexcept { return socket_.fd(); }
+    detail::socket_handle socket_;
+};
+
+}  // namespace corio::net
+
+namespace corio::detail {
+
+class [[nodiscard]] connect_awaiter : public io_awaiter {
+public:
+    connect_awaiter(int fd, const net::endpoint& ep) noexcept : io_awaiter("tcp_stream::connect") {
+        kind = io_kind::connect;
+        this->fd = fd;
+        addr = const_cast<sockaddr*>(ep.data());
+        addrlen = ep.size();
+    }
+    void await_resume() const { (void)result_or_throw(); }
+};
+
+class [[nodiscard]] accept_awaiter : public io_awaiter {
+public:
+    explicit accept_awaiter(int fd) noexcept : io_awaiter("tcp_listener::accept") {
+        kind = io_kind::accept;
+        this->fd = fd;
+    }
+    net::tcp_stream await_resume() const {
+        const int s = result_or_throw();
+        return net::tcp_stream(socket_handle(s, event_loop::current()));
+    }
+};
+
+}  // namespace corio::detail
+
+namespace corio::net {
+
+inline task<tcp_stream> tcp_stream::connect(endpoint ep) {
+    tcp_stream s(detail::open_socket(ep.family(), SOCK_STREAM, "tcp_stream::connect"));
+    std::error_code failed;
+    try {
+        co_await detail::connect_awaiter(s.fd(), ep);
+    } catch (const std::system_error& e) {
+        failed = e.code();
+    }
+    if (failed) throw std::system_error(failed, "corio: tcp_stream::connect to " + ep.to_string());
+    co_return s;
+}
+
+inline task<tcp_stream> tcp_stream::connect(std::string host, std::uint16_t port) {
+    const std::vector<endpoint> eps = co_await resolve(host, port);
+    std::error_code failed;
+    for (const endpoint& ep : eps) {
+        tcp_stream s(detail::open_socket(ep.family(), SOCK_STREAM, "tcp_stream::connect"));
+        try {
+            co_await detail::connect_awaiter(s.fd(), ep);
+            co_return s;
+        } catch (const std::system_error& e) {
+            failed = e.code();
+        }
+    }
+    throw std::system_error(failed, "corio: tcp_stream::connect to " + host + ":" + std::to_string(port));
+}
+
+struct listen_options {
+    int backlog = SOMAXCONN;
+    bool reuse_address = true;  ///< SO_REUSEADDR: rebind at once after a restart
+    bool reuse_port = false;    ///< SO_REUSEPORT: several listeners share the port
+};
+
+class tcp_listener {
+public:
+    tcp_listener() = default;
+
+    /// Binds and listens. Port 0 picks a free port (see local_endpoint()). Must be
+    /// called on the loop's thread while it runs.
+    static tcp_listener bind(const endpoint& ep, listen_options options = {}) {
+        tcp_listener l;
+        l.socket_ = detail::open_socket(ep.family(), SOCK_STREAM, "tcp_listener::bind");
+        const int fd = l.socket_.fd();
+        const int one = 1;
+        if (options.reuse_address && ::setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) < 0)
+            detail::throw_errno("tcp_listener::bind: SO_REUSEADDR");
+        if (options.reuse_port && ::setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one) < 0)
+            detail::throw_errno("tcp_listener::bind: SO_REUSEPORT");
+        if (::bind(fd, ep.data(), ep.size()) < 0) detail::throw_errno("tcp_listener::bind", ep.to_string());
+        if (::listen(fd, options.backlog) < 0) detail::throw_errno("tcp_listener::bind: listen on", ep.to_string());
+        return l;
+    }
+
+    /// The next connection.
+    [[nodiscard]] detail::accept_awaiter accept() const noexcept { return detail::accept_awaiter(socket_.fd()); }
+
+    [[nodiscard]] endpoint local_endpoint() const { return tcp_stream::name_of(socket_.fd(), false); }
+    void close() noexcept { socket_.close(); }
+    [[nodiscard]] bool is_open() const noexcept { return socket_.is_open(); }
+    [[nodiscard]] int native_handle() const noexcept { return socket_.fd(); }
+
+private:
+    detail::socket_handle socket_;
+};
+
+}  // namespace corio::net
