@@ -47,3 +47,19 @@ inline double ms_since(clock::time_point t0) {
 }
 
 }  // namespace test
+
+#include <dirent.h>
+
+namespace test {
+
+/// Open file descriptors of this process (a leak check: compare before and after).
+inline int fd_count() {
+    int n = 0;
+    if (DIR* d = ::opendir("/proc/self/fd")) {
+        while (::readdir(d) != nullptr) ++n;
+        ::closedir(d);
+    }
+    return n;
+}
+
+}  // namespace test

@@ -6,6 +6,7 @@
 #include <corio/cancel.hpp>
 #include <corio/errors.hpp>
 #include <corio/event_loop.hpp>
+#include <corio/fs/file.hpp>
 #include <corio/future.hpp>
 #include <corio/net/endpoint.hpp>
 #include <corio/net/tcp.hpp>
@@ -14,8 +15,14 @@
 #include <corio/outcome.hpp>
 #include <corio/poll.hpp>
 #include <corio/run.hpp>
+#include <corio/signal.hpp>
 #include <corio/spawn.hpp>
 #include <corio/task.hpp>
+#include <corio/sync/condition_variable.hpp>
+#include <corio/sync/event.hpp>
+#include <corio/sync/mutex.hpp>
+#include <corio/sync/queue.hpp>
+#include <corio/sync/semaphore.hpp>
 #include <corio/task_group.hpp>
 #include <corio/thread_pool.hpp>
 #include <corio/time.hpp>

@@ -4,6 +4,7 @@
 // cross-thread queue, so the awaiting coroutine always resumes on its own loop.
 
 #include <condition_variable>
+#include <csignal>
 #include <cstddef>
 #include <exception>
 #include <functional>
@@ -16,6 +17,8 @@
 #include <type_traits>
 #include <utility>
 #include <vector>
+
+#include <pthread.h>
 
 #include <corio/detail/remote_queue.hpp>
 #include <corio/detail/suspension.hpp>
@@ -100,6 +103,12 @@ public:
 
 private:
     void work() {
+        // Asynchronous signals are for the loop's thread (corio::signal); a worker that
+        // took a SIGINT would run its default action and end the process.
+        sigset_t all;
+        ::sigfillset(&all);
+        for (int s : {SIGSEGV, SIGBUS, SIGFPE, SIGILL, SIGTRAP, SIGABRT, SIGSYS}) ::sigdelset(&all, s);
+        ::pthread_sigmask(SIG_BLOCK, &all, nullptr);
         for (;;) {
             detail::pool_job* job = nullptr;
             {

@@ -40,6 +40,9 @@ public:
         return true;
     }
 
+    /// Names what the op works on in its error messages (a path); must outlive the op.
+    void set_subject(const char* subject) noexcept { subject_ = subject; }
+
     /// The op's result (>= 0); throws cancelled_error or std::system_error naming the op.
     int result_or_throw() const {
         throw_if_failed();
@@ -51,6 +54,7 @@ protected:
     void set_exact() noexcept { exact_ = true; }
     /// Exact mode: the bytes transferred, over every resubmission.
     [[nodiscard]] std::size_t transferred() const noexcept { return done_; }
+    [[nodiscard]] bool exact() const noexcept { return exact_; }
     [[nodiscard]] const char* what() const noexcept { return what_; }
     [[nodiscard]] bool cancel_was_sent() const noexcept { return cancel_sent_; }
     [[noreturn]] void throw_cancelled_now() const { throw_cancelled(wait_.node); }
@@ -59,7 +63,9 @@ protected:
         wait_.throw_if_cancelled();
         if (result < 0) {
             if (result == -ECANCELED && cancel_sent_) throw_cancelled(wait_.node);
-            throw std::system_error(-result, std::system_category(), std::string("corio: ") + what_);
+            std::string msg = std::string("corio: ") + what_;
+            if (subject_ != nullptr) msg += std::string(" '") + subject_ + "'";
+            throw std::system_error(-result, std::system_category(), msg);
         }
     }
 
@@ -88,6 +94,7 @@ private:
     }
 
     const char* what_;
+    const char* subject_ = nullptr;
     suspension wait_;
     bool suspended_ = false;
     bool finished_ = false;

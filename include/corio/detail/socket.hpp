@@ -98,7 +98,16 @@ public:
         total_ = size;
         if (exact) set_exact();
     }
-    std::size_t await_resume() const { return static_cast<std::size_t>(result_or_throw()); }
+    /// openat: flags and permissions (buf holds the path).
+    void set_open(int flags, unsigned permissions) noexcept {
+        msg_flags = flags;
+        offset = permissions;
+    }
+    /// The count; in exact mode, the whole count over every resubmission.
+    std::size_t await_resume() const {
+        const int n = result_or_throw();
+        return exact() ? transferred() : static_cast<std::size_t>(n);
+    }
 
 protected:
     std::size_t total_ = 0;

@@ -1,0 +1,90 @@
+#pragma once
+// corio::semaphore (asyncio.Semaphore): `auto permit = co_await sem.acquire();` takes one
+// unit, given back when the permit is destroyed. A release hands the unit straight to
+// the oldest waiter.
+
+#include <coroutine>
+#include <cstddef>
+#include <utility>
+
+#include <corio/detail/waiter_list.hpp>
+
+namespace corio {
+
+class semaphore {
+public:
+    explicit semaphore(std::size_t initial) noexcept : count_(initial) {}
+    semaphore(const semaphore&) = delete;
+    semaphore& operator=(const semaphore&) = delete;
+
+    /// One unit of the semaphore; released when destroyed (or at release()).
+    class [[nodiscard]] permit {
+    public:
+        permit() = default;
+        explicit permit(semaphore& s) noexcept : s_(&s) {}
+        permit(permit&& o) noexcept : s_(std::exchange(o.s_, nullptr)) {}
+        permit& operator=(permit&& o) noexcept {
+            if (this != &o) {
+                release();
+                s_ = std::exchange(o.s_, nullptr);
+            }
+            return *this;
+        }
+        ~permit() { release(); }
+        void release() noexcept {
+            if (s_ != nullptr) std::exchange(s_, nullptr)->release();
+        }
+        /// Keeps the unit: the semaphore will not get it back.
+        void forget() noexcept { s_ = nullptr; }
+        [[nodiscard]] bool owns() const noexcept { return s_ != nullptr; }
+
+    private:
+        semaphore* s_ = nullptr;
+    };
+
+    class [[nodiscard]] acquire_awaiter : detail::sync_waiter {
+    public:
+        explicit acquire_awaiter(semaphore& s) noexcept : s_(&s) {}
+        bool await_ready() const noexcept { return s_->try_take(); }
+        template <class Promise>
+        bool await_suspend(std::coroutine_handle<Promise> h) {
+            return enqueue(s_->waiters_, h);
+        }
+        permit await_resume() const {
+            wait.throw_if_cancelled();
+            return permit(*s_);
+        }
+
+    private:
+        semaphore* s_;
+    };
+
+    /// Completes with a permit once a unit is free.
+    acquire_awaiter acquire() noexcept { return acquire_awaiter(*this); }
+
+    /// A permit if a unit is free now (and nobody waits ahead), else an empty one.
+    permit try_acquire() noexcept { return try_take() ? permit(*this) : permit(); }
+
+    /// Gives a unit back (permits do this themselves).
+    void release() noexcept {
+        if (detail::sync_waiter* w = waiters_.pop_front())
+            w->wake();  // the unit goes straight to the waiter
+        else
+            ++count_;
+    }
+
+    [[nodiscard]] std::size_t available() const noexcept { return count_; }
+    [[nodiscard]] bool has_waiters() const noexcept { return !waiters_.empty(); }
+
+private:
+    bool try_take() noexcept {
+        if (count_ == 0) return false;
+        --count_;
+        return true;
+    }
+
+    detail::waiter_list waiters_;
+    std::size_t count_;
+};
+
+}  // namespace corio

@@ -1,0 +1,481 @@
+#include <catch2/catch.hpp>
+#include <netinet/in.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+
+#include <array>
+#include <cerrno>
+#include <cstdint>
+#include <string>
+#include <system_error>
+#include <vector>
+
+#include "test_util.hpp"
+
+using namespace test;
+using namespace corio;
+
+namespace {
+
+// An echo server on a free loopback port, run as a task of the test's loop.
+struct echo_server {
+    net::tcp_listener listener = net::tcp_listener::bind(net::endpoint::loopback(0));
+    net::endpoint ep = listener.local_endpoint();
+
+    task<> serve_one(net::tcp_stream s) {
+        std::array<char, 4096> buf;
+        for (;;) {
+            const std::size_t n = co_await s.read_some(buf);
+            if (n == 0) co_return;
+            co_await s.write_all(const_buffer(buf.data(), n));
+        }
+    }
+    task<> serve(std::size_t connections) {
+        co_await with_task_group([&](task_group& g) -> task<> {
+            for (std::size_t i = 0; i < connections; ++i) g.spawn(serve_one(co_await listener.accept()));
+        });
+    }
+};
+
+std::uint64_t fnv1a(const char* p, std::size_t n, std::uint64_t h = 1469598103934665603ULL) {
+    for (std::size_t i = 0; i < n; ++i) h = (h ^ static_cast<unsigned char>(p[i])) * 1099511628211ULL;
+    return h;
+}
+
+// Set SO_LINGER 0 so close() sends a reset instead of a FIN.
+void abort_on_close(int fd) {
+    linger l{1, 0};
+    REQUIRE(::setsockopt(fd, SOL_SOCKET, SO_LINGER, &l, sizeof l) == 0);
+}
+
+}  // namespace
+
+TEST_CASE("endpoints parse and print IPv4 and IPv6") {
+    const auto a = net::endpoint::parse("127.0.0.1:8080");
+    CHECK_FALSE(a.is_v6());
+    CHECK(a.port() == 8080);
+    CHECK(a.address() == "127.0.0.1");
+    CHECK(a.to_string() == "127.0.0.1:8080");
+    const auto b = net::endpoint::parse("[::1]:443");
+    CHECK(b.is_v6());
+    CHECK(b.port() == 443);
+    CHECK(b.to_string() == "[::1]:443");
+    CHECK(net::endpoint::parse(b.to_string()) == b);
+    CHECK(net::endpoint("10.0.0.1", 1) == net::endpoint::parse("10.0.0.1:1"));
+    CHECK_FALSE(net::endpoint("10.0.0.1", 1) == net::endpoint("10.0.0.1", 2));
+}
+
+TEST_CASE("malformed endpoints are refused with the text in the message") {
+    for (const char* bad : {"", "127.0.0.1", "127.0.0.1:", "127.0.0.1:65536", "127.0.0.1:8o", "1.2.3:80",
+                            "localhost:80", "::1:80", "[127.0.0.1]:80", "[::1]80", "[::1]:-1"}) {
+        INFO(bad);
+        try {
+            net::endpoint::parse(bad);
+            FAIL("accepted");
+        } catch (const std::system_error& e) {
+            CHECK(e.code() == std::errc::invalid_argument);
+            CHECK_THAT(e.what(), Catch::Contains("'" + std::string(bad) + "'"));
+        }
+    }
+    CHECK_THROWS_AS(net::endpoint("not an address", 80), std::system_error);
+}
+
+TEST_CASE("resolve finds localhost and names an unknown host") {
+    run([]() -> task<> {
+        const auto eps = co_await net::resolve("localhost", 8080);
+        REQUIRE_FALSE(eps.empty());
+        for (const auto& ep : eps) CHECK(ep.port() == 8080);
+        std::string what;
+        try {
+            co_await net::resolve("no-such-host.invalid", 80);
+        } catch (const std::system_error& e) {
+            what = e.what();
+        }
+        CHECK_THAT(what, Catch::Contains("no-such-host.invalid"));
+    }());
+}
+
+TEST_CASE("a loopback round trip through accept, connect, write_all and read_exact") {
+    const int fds = fd_count();
+    run([]() -> task<> {
+        echo_server srv;
+        auto served = spawn(srv.serve(1));
+        auto c = co_await net::tcp_stream::connect(srv.ep);
+        CHECK(c.remote_endpoint() == srv.ep);
+        CHECK(c.local_endpoint().address() == "127.0.0.1");
+        c.set_nodelay();
+        for (int i = 0; i < 100; ++i) {
+            const std::string msg = "message " + std::to_string(i);
+            co_await c.write_all(msg);
+            std::string back(msg.size(), '\0');
+            co_await c.read_exact(back);
+            CHECK(back == msg);
+        }
+        c.shutdown();
+        std::array<char, 16> buf;
+        const std::size_t n = co_await c.read_some(buf);
+        CHECK(n == 0);  // the server saw our end of stream and closed
+        co_await served;
+    }());
+    CHECK(fd_count() == fds);
+}
+
+TEST_CASE("connect by host name resolves and connects") {
+    run([]() -> task<> {
+        echo_server srv;
+        auto served = spawn(srv.serve(1));
+        auto c = co_await net::tcp_stream::connect("localhost", srv.ep.port());
+        co_await c.write_all(std::string_view("hi"));
+        std::string back(2, '\0');
+        co_await c.read_exact(back);
+        CHECK(back == "hi");
+        c.close();
+        co_await served;
+    }());
+}
+
+TEST_CASE("1000 concurrent connections each get their own echo") {
+    rlimit lim{};
+    ::getrlimit(RLIMIT_NOFILE, &lim);
+    if (lim.rlim_cur < 2200 && lim.rlim_max >= 2200) {
+        lim.rlim_cur = 2200;
+        ::setrlimit(RLIMIT_NOFILE, &lim);
+    }
+    if (lim.rlim_cur < 2200) {
+        WARN("RLIMIT_NOFILE is below 2200: skipped");
+        return;
+    }
+    const int fds = fd_count();
+    static constexpr int clients = 1000;
+    run([]() -> task<> {
+        echo_server srv;
+        auto served = spawn(srv.serve(clients));
+        std::vector<task<bool>> all;
+        for (int i = 0; i < clients; ++i) {
+            all.push_back([](net::endpoint ep, int id) -> task<bool> {
+                auto c = co_await net::tcp_stream::connect(ep);
+                const std::string msg = "client " + std::to_string(id) + std::string(100, 'x');
+                co_await c.write_all(msg);
+                std::string back(msg.size(), '\0');
+                co_await c.read_exact(back);
+                co_return back == msg;
+            }(srv.ep, i));
+        }
+        const std::vector<bool> ok = co_await gather(std::move(all));
+        CHECK(std::count(ok.begin(), ok.end(), true) == clients);
+        co_await served;
+    }());
+    CHECK(fd_count() == fds);
+}
+
+TEST_CASE("half-close: the peer reads end of stream and can still answer") {
+    run([]() -> task<> {
+        auto l = net::tcp_listener::bind(net::endpoint::loopback(0));
+        auto server = spawn([&]() -> task<std::string> {
+            auto s = co_await l.accept();
+            std::string got;
+            std::array<char, 64> buf;
+            for (std::size_t n; (n = co_await s.read_some(buf)) > 0;) got.append(buf.data(), n);
+            co_await s.write_all("got " + std::to_string(got.size()) + " bytes");
+            co_return got;  // closing sends our FIN
+        });
+        auto c = co_await net::tcp_stream::connect(l.local_endpoint());
+        co_await c.write_all(std::string_view("request body"));
+        c.shutdown(net::shutdown_how::send);
+        std::string reply;
+        std::array<char, 64> buf;
+        for (std::size_t n; (n = co_await c.read_some(buf)) > 0;) reply.append(buf.data(), n);
+        CHECK(reply == "got 12 bytes");
+        const auto body1 = co_await server;
+        CHECK(body1 == "request body");
+    }());
+}
+
+TEST_CASE("read_exact reports a stream that ends early as end_of_stream") {
+    run([]() -> task<> {
+        auto l = net::tcp_listener::bind(net::endpoint::loopback(0));
+        auto server = spawn([&]() -> task<> {
+            auto s = co_await l.accept();
+            co_await s.write_all(std::string_view("12345"));
+        });
+        auto c = co_await net::tcp_stream::connect(l.local_endpoint());
+        co_await server;
+        std::string buf(10, '\0');
+        std::error_code code;
+        std::string what;
+        try {
+            co_await c.read_exact(buf);
+        } catch (const std::system_error& e) {
+            code = e.code();
+            what = e.what();
+        }
+        CHECK(code == io_errc::end_of_stream);
+        CHECK_THAT(what, Catch::Contains("read_exact") && Catch::Contains("5 of 10"));
+        CHECK(buf.substr(0, 5) == "12345");
+    }());
+}
+
+TEST_CASE("a peer reset is an error on read and on write, and never a SIGPIPE") {
+    run([]() -> task<> {
+        auto l = net::tcp_listener::bind(net::endpoint::loopback(0));
+        auto c = co_await net::tcp_stream::connect(l.local_endpoint());
+        {
+            auto s = co_await l.accept();
+            abort_on_close(s.native_handle());
+        }  // reset
+        std::error_code read_error;
+        try {
+            std::array<char, 16> buf;
+            co_await c.read_some(buf);
+        } catch (const std::system_error& e) {
+            read_error = e.code();
+        }
+        CHECK(read_error == std::errc::connection_reset);
+
+        auto c2 = co_await net::tcp_stream::connect(l.local_endpoint());
+        {
+            auto s = co_await l.accept();
+            abort_on_close(s.native_handle());
+        }
+        std::error_code write_error;
+        std::string what;
+        const std::string chunk(64 * 1024, 'x');
+        try {
+            for (int i = 0; i < 100; ++i) co_await c2.write_all(chunk);
+        } catch (const std::system_error& e) {
+            write_error = e.code();
+            what = e.what();
+        }
+        CHECK((write_error == std::errc::connection_reset || write_error == std::errc::broken_pipe));
+        CHECK_THAT(what, Catch::Contains("tcp_stream::write_all"));
+    }());
+}
+
+TEST_CASE("a refused connect names the endpoint") {
+    const int fds = fd_count();
+    run([]() -> task<> {
+        // A port nobody listens on: bind one, note it, close it.
+        net::endpoint ep;
+        {
+            auto l = net::tcp_listener::bind(net::endpoint::loopback(0));
+            ep = l.local_endpoint();
+        }
+        std::error_code code;
+        std::string what;
+        try {
+            co_await net::tcp_stream::connect(ep);
+        } catch (const std::system_error& e) {
+            code = e.code();
+            what = e.what();
+        }
+        CHECK(code == std::errc::connection_refused);
+        CHECK_THAT(what, Catch::Contains(ep.to_string()));
+    }());
+    CHECK(fd_count() == fds);
+}
+
+TEST_CASE("binding a port in use is an error naming the endpoint") {
+    run([]() -> task<> {
+        auto a = net::tcp_listener::bind(net::endpoint::loopback(0));
+        const auto ep = a.local_endpoint();
+        std::string what;
+        try {
+            (void)net::tcp_listener::bind(ep, {.reuse_address = false});
+        } catch (const std::system_error& e) {
+            CHECK(e.code() == std::errc::address_in_use);
+            what = e.what();
+        }
+        CHECK_THAT(what, Catch::Contains(ep.to_string()));
+        co_return;
+    }());
+}
+
+TEST_CASE("operations on a closed stream fail cleanly") {
+    run([]() -> task<> {
+        net::tcp_stream never_connected;
+        CHECK_FALSE(never_connected.is_open());
+        std::error_code code;
+        try {
+            std::array<char, 4> buf;
+            co_await never_connected.read_some(buf);
+        } catch (const std::system_error& e) {
+            code = e.code();
+        }
+        CHECK(code == std::errc::bad_file_descriptor);
+    }());
+}
+
+TEST_CASE("a read on a silent peer times out, the kernel lets go, and the stream still works") {
+    run([]() -> task<> {
+        auto l = net::tcp_listener::bind(net::endpoint::loopback(0));
+        auto c = co_await net::tcp_stream::connect(l.local_endpoint());
+        auto s = co_await l.accept();
+        std::array<char, 16> buf{};
+        const auto t0 = clock::now();
+        bool timed_out = false;
+        try {
+            co_await wait_for(c.read_some(buf), 50ms);
+        } catch (const timeout_error&) {
+            timed_out = true;
+        }
+        CHECK(timed_out);
+        CHECK(ms_since(t0) >= 45);
+        CHECK(ms_since(t0) < 5000);
+        CHECK(event_loop::current().io().in_flight() == 0);
+        co_await s.write_all(std::string_view("late"));
+        const std::size_t n = co_await c.read_some(buf);
+        CHECK(std::string(buf.data(), n) == "late");
+    }());
+}
+
+TEST_CASE("cancelling accept, connect, read and write ends each promptly") {
+    const int fds = fd_count();
+    run([]() -> task<> {
+        auto& loop = event_loop::current();
+        // accept with nobody connecting
+        auto l = net::tcp_listener::bind(net::endpoint::loopback(0), {.backlog = 0});
+        auto accepting = spawn([&]() -> task<> { (void)co_await l.accept(); });
+        co_await sleep(5ms);
+        accepting.cancel();
+        bool cancelled = false;
+        try {
+            co_await accepting;
+        } catch (const cancelled_error&) {
+            cancelled = true;
+        }
+        CHECK(cancelled);
+
+        // connect to a listener whose backlog is full: the SYN is dropped and the
+        // connect hangs until cancelled
+        auto first = co_await net::tcp_stream::connect(l.local_endpoint());
+        std::vector<net::tcp_stream> filling;
+        bool connect_timed_out = false;
+        try {
+            for (int i = 0; i < 4; ++i)
+                filling.push_back(co_await wait_for(net::tcp_stream::connect(l.local_endpoint()), 100ms));
+        } catch (const timeout_error&) {
+            connect_timed_out = true;
+        }
+        CHECK(connect_timed_out);
+
+        // write to a peer that never reads: the socket buffers fill, then write_all waits
+        auto peer = co_await l.accept();
+        const std::string chunk(1 << 20, 'w');
+        const auto t0 = clock::now();
+        bool write_timed_out = false;
+        try {
+            co_await wait_for(
+                [&]() -> task<> {
+                    for (;;) co_await first.write_all(chunk);
+                },
+                100ms);
+        } catch (const timeout_error&) {
+            write_timed_out = true;
+        }
+        CHECK(write_timed_out);
+        CHECK(ms_since(t0) < 5000);
+
+        // read (the peer never writes), through future::cancel
+        auto reading = spawn([&]() -> task<> {
+            std::array<char, 8> buf;
+            (void)co_await first.read_some(buf);
+        });
+        co_await sleep(5ms);
+        reading.cancel();
+        bool read_cancelled = false;
+        try {
+            co_await reading;
+        } catch (const cancelled_error&) {
+            read_cancelled = true;
+        }
+        CHECK(read_cancelled);
+        CHECK(loop.io().in_flight() == 0);
+    }());
+    CHECK(fd_count() == fds);
+}
+
+TEST_CASE("64 MiB cross the loopback intact") {
+    run([]() -> task<> {
+        constexpr std::size_t total = 64u << 20;
+        auto l = net::tcp_listener::bind(net::endpoint::loopback(0));
+        auto receiver = spawn([&]() -> task<std::pair<std::size_t, std::uint64_t>> {
+            auto s = co_await l.accept();
+            std::vector<char> buf(256 * 1024);
+            std::size_t got = 0;
+            std::uint64_t h = 1469598103934665603ULL;
+            for (std::size_t n; (n = co_await s.read_some(buf)) > 0;) {
+                h = fnv1a(buf.data(), n, h);
+                got += n;
+            }
+            co_return std::pair{got, h};
+        });
+        auto c = co_await net::tcp_stream::connect(l.local_endpoint());
+        std::vector<char> chunk(1 << 20);
+        std::uint64_t sent_hash = 1469598103934665603ULL;
+        std::uint64_t x = 88172645463325252ULL;
+        for (std::size_t off = 0; off < total; off += chunk.size()) {
+            for (auto& ch : chunk) {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                ch = static_cast<char>(x);
+            }
+            sent_hash = fnv1a(chunk.data(), chunk.size(), sent_hash);
+            co_await c.write_all(chunk);
+        }
+        c.shutdown();
+        const auto [got, hash] = co_await receiver;
+        CHECK(got == total);
+        CHECK(hash == sent_hash);
+    }());
+}
+
+TEST_CASE("UDP datagrams: send_to, recv_from, truncation and connected sockets") {
+    const int fds = fd_count();
+    run([]() -> task<> {
+        auto a = net::udp_socket::bind(net::endpoint::loopback(0));
+        auto b = net::udp_socket::bind(net::endpoint::loopback(0));
+        const std::size_t sent = co_await b.send_to(std::string_view("ping"), a.local_endpoint());
+        CHECK(sent == 4);
+        std::array<char, 64> buf;
+        const net::datagram d = co_await a.recv_from(buf);
+        CHECK(std::string(buf.data(), d.size) == "ping");
+        CHECK(d.from == b.local_endpoint());
+        CHECK_FALSE(d.truncated);
+
+        co_await b.send_to(std::string(100, 'z'), a.local_endpoint());
+        std::array<char, 10> small;
+        const net::datagram t = co_await a.recv_from(small);
+        CHECK(t.size == 10);
+        CHECK(t.truncated);
+
+        a.connect(b.local_endpoint());
+        co_await a.send(std::string_view("pong"));
+        const net::datagram r = co_await b.recv_from(buf);
+        CHECK(std::string(buf.data(), r.size) == "pong");
+
+        // a datagram that never comes: the wait is cancelled cleanly
+        bool timed_out = false;
+        try {
+            co_await wait_for(b.recv_from(buf), 20ms);
+        } catch (const timeout_error&) {
+            timed_out = true;
+        }
+        CHECK(timed_out);
+        CHECK(event_loop::current().io().in_flight() == 0);
+    }());
+    CHECK(fd_count() == fds);
+}
+
+TEST_CASE("sockets closed after their loop has gone are released") {
+    const int fds = fd_count();
+    {
+        net::tcp_listener kept;
+        run([&]() -> task<> {
+            kept = net::tcp_listener::bind(net::endpoint::loopback(0));
+            co_return;
+        }());
+        CHECK(kept.is_open());
+    }
+    CHECK(fd_count() == fds);
+}

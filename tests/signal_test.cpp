@@ -1,0 +1,80 @@
+#include <catch2/catch.hpp>
+#include <pthread.h>
+#include <unistd.h>
+
+#include <csignal>
+#include <thread>
+
+#include "test_util.hpp"
+
+using namespace test;
+using namespace corio;
+
+TEST_CASE("signal: a raised signal wakes its waiter") {
+    const int fds = fd_count();
+    run([]() -> task<> {
+        auto waiting = spawn(corio::signal(SIGUSR1));
+        co_await yield();
+        CHECK_FALSE(waiting.done());
+        ::raise(SIGUSR1);
+        const auto signo1 = co_await waiting;
+        CHECK(signo1 == SIGUSR1);
+    }());
+    CHECK(fd_count() == fds);
+}
+
+TEST_CASE("signal: one of several, sent to the process from another thread") {
+    run([]() -> task<> {
+        auto waiting = spawn(corio::signal({SIGUSR1, SIGUSR2}));
+        co_await yield();
+        std::thread([] {
+            // This thread blocks both, as threads that are not the loop's should.
+            sigset_t set;
+            sigemptyset(&set);
+            sigaddset(&set, SIGUSR1);
+            sigaddset(&set, SIGUSR2);
+            pthread_sigmask(SIG_BLOCK, &set, nullptr);
+            ::kill(::getpid(), SIGUSR2);
+        }).join();
+        const auto signo2 = co_await waiting;
+        CHECK(signo2 == SIGUSR2);
+    }());
+}
+
+TEST_CASE("signal: a signal that arrives between two waits is kept for the next") {
+    run([]() -> task<> {
+        ::raise(SIGUSR1);  // blocked since the first test: pending
+        (void)co_await wait_for(corio::signal(SIGUSR1), 1s);
+        ::raise(SIGUSR1);
+        const auto signo3 = co_await wait_for(corio::signal(SIGUSR1), 1s);
+        CHECK(signo3 == SIGUSR1);
+    }());
+}
+
+TEST_CASE("signal: a wait is cancellable, and a bad signal number is an error") {
+    const int fds = fd_count();
+    run([]() -> task<> {
+        bool timed_out = false;
+        try {
+            co_await wait_for(corio::signal(SIGUSR2), 10ms);
+        } catch (const timeout_error&) {
+            timed_out = true;
+        }
+        CHECK(timed_out);
+        bool refused = false;
+        try {
+            co_await corio::signal(SIGKILL);
+        } catch (const std::system_error& e) {
+            refused = e.code() == std::errc::invalid_argument;
+        }
+        CHECK(refused);
+        refused = false;
+        try {
+            co_await corio::signal(12345);
+        } catch (const std::system_error& e) {
+            refused = e.code() == std::errc::invalid_argument;
+        }
+        CHECK(refused);
+    }());
+    CHECK(fd_count() == fds);
+}
