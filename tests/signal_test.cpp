@@ -25,7 +25,7 @@ TEST_CASE("signal: a raised signal wakes its waiter") {
 
 TEST_CASE("signal: one of several, sent to the process from another thread") {
     run([]() -> task<> {
-        auto waiting = spawn(corio::signal({SIGUSR1, SIGUSR2}));
+        auto waiting = spawn(corio::signal(SIGUSR1, SIGUSR2));
         co_await yield();
         std::thread([] {
             // This thread blocks both, as threads that are not the loop's should.

@@ -618,10 +618,15 @@ struct run_scope {
         l.running_ = true;
         l.stop_requested_ = false;
         detail::current_loop_ = &l;
+        detail::loop_stack_top = reinterpret_cast<char*>(this);
+        detail::resume_later = [](std::coroutine_handle<> h, detail::task_node* node) noexcept {
+            detail::current_loop_->schedule(h, node);
+        };
     }
     ~run_scope() {
         loop.running_ = false;
         detail::current_loop_ = nullptr;
+        detail::loop_stack_top = nullptr;
     }
     run_scope(const run_scope&) = delete;
     run_scope& operator=(const run_scope&) = delete;

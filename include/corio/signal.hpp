@@ -9,7 +9,7 @@
 
 #include <cerrno>
 #include <csignal>
-#include <initializer_list>
+#include <type_traits>
 #include <string>
 #include <system_error>
 #include <vector>
@@ -25,10 +25,10 @@ namespace corio {
 
 namespace detail {
 
-inline task<int> await_signals(std::vector<int> signos) {
+// The set of signos, blocked in the calling thread; names them for error messages.
+inline sigset_t block_set(const std::vector<int>& signos, std::string& names) {
     sigset_t set;
     ::sigemptyset(&set);
-    std::string names;
     for (int s : signos) {
         if (::sigaddset(&set, s) < 0 || s == SIGKILL || s == SIGSTOP)
             throw std::system_error(EINVAL, std::system_category(),
@@ -37,6 +37,12 @@ inline task<int> await_signals(std::vector<int> signos) {
     }
     if (const int e = ::pthread_sigmask(SIG_BLOCK, &set, nullptr); e != 0)
         throw std::system_error(e, std::system_category(), "corio: signal(" + names + "): pthread_sigmask");
+    return set;
+}
+
+inline task<int> await_signals(std::vector<int> signos) {
+    std::string names;
+    const sigset_t set = block_set(signos, names);
     const int fd = ::signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC);
     if (fd < 0) throw std::system_error(errno, std::system_category(), "corio: signal(" + names + "): signalfd");
     struct closer {
@@ -55,10 +61,20 @@ inline task<int> await_signals(std::vector<int> signos) {
 
 }  // namespace detail
 
-/// Completes when signo is delivered; yields it. Cancellable.
-inline task<int> signal(int signo) { return detail::await_signals({signo}); }
+/// Blocks these signals in the calling thread now, before the loop starts: one that
+/// arrives before the first signal() wait is then kept for it instead of ending the
+/// process. Call it before starting threads of your own, which inherit the mask.
+template <class... More>
+requires(std::is_convertible_v<More, int>&&...) void block_signals(int signo, More... more) {
+    std::string names;
+    (void)detail::block_set({signo, static_cast<int>(more)...}, names);
+}
 
-/// Completes when any of signos is delivered; yields which (e.g. {SIGINT, SIGTERM}).
-inline task<int> signal(std::initializer_list<int> signos) { return detail::await_signals(signos); }
+/// Completes when signo (or any of the others) is delivered; yields which one came:
+/// `co_await corio::signal(SIGINT, SIGTERM)`. Cancellable.
+template <class... More>
+requires(std::is_convertible_v<More, int>&&...) task<int> signal(int signo, More... more) {
+    return detail::await_signals({signo, static_cast<int>(more)...});
+}
 
 }  // namespace corio

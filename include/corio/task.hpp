@@ -14,6 +14,7 @@
 #include <corio/config.hpp>
 #include <corio/detail/awaitable_traits.hpp>
 #include <corio/detail/frame_pool.hpp>
+#include <corio/detail/stack_guard.hpp>
 #include <corio/detail/task_node.hpp>
 #include <corio/errors.hpp>
 
@@ -34,7 +35,13 @@ struct promise_base {
         template <class Promise>
         std::coroutine_handle<> await_suspend(std::coroutine_handle<Promise> h) noexcept {
             promise_base& p = h.promise();
-            if (p.continuation_) return p.continuation_;
+            if (p.continuation_) {
+                if (stack_too_deep()) {  // see stack_guard.hpp
+                    resume_later(p.continuation_, p.node_);
+                    return std::noop_coroutine();
+                }
+                return p.continuation_;
+            }
             // The root of a node (spawned, or a combinator's child): its owner decides.
             return p.node_->on_finish_(p.node_);
         }
@@ -126,6 +133,10 @@ public:
             p.continuation_ = parent;
             // The child runs inside the awaiting task: it shares its cancellation node.
             if constexpr (std::is_base_of_v<detail::promise_base, Promise>) p.node_ = parent.promise().node_;
+            if (detail::stack_too_deep()) {  // see stack_guard.hpp
+                detail::resume_later(h_, p.node_);
+                return std::noop_coroutine();
+            }
             return h_;
         }
 
