@@ -10,6 +10,7 @@
 #include <cstdint>
 #include <functional>
 #include <mutex>
+#include <string_view>
 #include <thread>
 #include <vector>
 
@@ -113,6 +114,23 @@ private:
 inline unsigned hardware_threads() {
     const unsigned n = std::thread::hardware_concurrency();
     return n == 0 ? 1 : n;
+}
+
+/// Google Benchmark's start, plus `--quick` (sets quick; recorded as the run's "mode").
+/// False: unrecognised arguments (reported).
+inline bool initialize(int argc, char** argv, bool& quick) {
+    std::vector<char*> args;
+    for (int i = 0; i < argc; ++i) {
+        if (std::string_view(argv[i]) == "--quick")
+            quick = true;
+        else
+            args.push_back(argv[i]);
+    }
+    int n = static_cast<int>(args.size());
+    benchmark::Initialize(&n, args.data());
+    if (benchmark::ReportUnrecognizedArguments(n, args.data())) return false;
+    benchmark::AddCustomContext("mode", quick ? "quick" : "full");
+    return true;
 }
 
 }  // namespace bench

@@ -5,8 +5,9 @@
 //   event_loop          one thread, one corio loop, coroutines + gather
 //   event_loop+pool/T   the loop, with the CPU part sent to a pool of T through run_in
 //
-// Workloads: io_wait (wait W), cpu (C us of hashing), mixed (wait W, then C us: a web
-// request), simul_chess (the exhibition from examples/). Each row reports the wall time
+// Workloads: io_wait (wait W), io_socket (a request over loopback TCP to a server that
+// answers after W: connect, send, receive), cpu (C us of hashing), mixed (wait W, then
+// C us: a web request), simul_chess (the exhibition from examples/). Each row reports the wall time
 // (manual time, one run per repetition), and counters the report turns into speedups:
 // ideal_s (the mode's ideal time on this machine), seq_ideal_s, and extrapolated (1, or
 // the factor a blocking run was scaled by: see run_blocking).
@@ -15,11 +16,15 @@
 
 #include <benchmark/benchmark.h>
 
+#include <sys/socket.h>
+#include <unistd.h>
+
 #include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <cstring>
 #include <fstream>
+#include <future>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -38,7 +43,7 @@ using std::chrono::duration;
 bool quick = false;
 
 struct workload {
-    std::string kind;  // io_wait, cpu, mixed
+    std::string kind;  // io_wait, io_socket, cpu, mixed
     long n;
     double w_us;
     double c_us;
@@ -46,12 +51,72 @@ struct workload {
 
 std::chrono::microseconds usec(double us) { return std::chrono::microseconds(static_cast<long>(us)); }
 
+// The io_socket workload's server: a corio loop of its own on a background thread, for
+// the whole process. A request is 4 bytes (the delay in µs); the answer is 1 byte after it.
+class delay_server {
+public:
+    static const corio::net::endpoint& endpoint() {
+        static delay_server* s = new delay_server;  // never destroyed: its thread runs until exit
+        return s->ep_;
+    }
+
+private:
+    delay_server() {
+        std::promise<corio::net::endpoint> started;
+        auto ep = started.get_future();
+        std::thread([&started] {
+            corio::run([&]() -> corio::task<> {
+                auto l = corio::net::tcp_listener::bind(corio::net::endpoint::loopback(0), {.backlog = 4096});
+                started.set_value(l.local_endpoint());
+                co_await corio::with_task_group([&](corio::task_group& g) -> corio::task<> {
+                    for (;;) g.spawn(answer(co_await l.accept()));
+                });
+            });
+        }).detach();
+        ep_ = ep.get();
+    }
+    static corio::task<> answer(corio::net::tcp_stream s) {
+        std::uint32_t delay_us = 0;
+        try {
+            co_await s.read_exact(corio::mutable_buffer(&delay_us, sizeof delay_us));
+            co_await corio::sleep(std::chrono::microseconds(delay_us));
+            co_await s.write_all(std::string_view("k"));
+        } catch (const std::system_error&) {
+        }
+    }
+    corio::net::endpoint ep_;
+};
+
+void blocking_request(const workload& w) {
+    const auto& ep = delay_server::endpoint();
+    const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    const auto delay = static_cast<std::uint32_t>(w.w_us);
+    char reply = 0;
+    if (::connect(fd, ep.data(), ep.size()) < 0 || ::send(fd, &delay, sizeof delay, MSG_NOSIGNAL) != sizeof delay ||
+        ::recv(fd, &reply, 1, MSG_WAITALL) != 1)
+        throw std::system_error(errno, std::system_category(), "io_socket: blocking request");
+    ::close(fd);
+}
+
+corio::task<> async_request(const workload& w) {
+    auto s = co_await corio::net::tcp_stream::connect(delay_server::endpoint());
+    const auto delay = static_cast<std::uint32_t>(w.w_us);
+    co_await s.write_all(corio::const_buffer(&delay, sizeof delay));
+    char reply = 0;
+    co_await s.read_exact(corio::mutable_buffer(&reply, 1));
+}
+
 void blocking_job(const workload& w) {
+    if (w.kind == "io_socket") return blocking_request(w);
     if (w.w_us > 0) std::this_thread::sleep_for(usec(w.w_us));
     if (w.c_us > 0) bench::cpu_work(w.c_us);
 }
 
 corio::task<> async_job(const workload& w) {
+    if (w.kind == "io_socket") {
+        co_await async_request(w);
+        co_return;
+    }
     if (w.w_us > 0) co_await corio::sleep(usec(w.w_us));
     if (w.c_us > 0) bench::cpu_work(w.c_us);
 }
@@ -263,6 +328,7 @@ void register_workload(const workload& w) {
 void register_all() {
     for (long n : {100L, 1000L, 10000L})
         for (double w : {1000.0, 10000.0}) register_workload({"io_wait", n, w, 0});
+    register_workload({"io_socket", 1000, 10000, 0});
     for (double c : {1.0, 10.0, 100.0}) register_workload({"cpu", quick ? 1000 : 10000, 0, c});
     register_workload({"mixed", 1000, 10000, 100});
     if (!quick) register_workload({"mixed", 10000, 10000, 100});
@@ -285,17 +351,7 @@ std::string cpu_model() {
 }  // namespace
 
 int main(int argc, char** argv) {
-    std::vector<char*> args;
-    for (int i = 0; i < argc; ++i) {
-        if (std::strcmp(argv[i], "--quick") == 0)
-            quick = true;
-        else
-            args.push_back(argv[i]);
-    }
-    int n = static_cast<int>(args.size());
-    benchmark::Initialize(&n, args.data());
-    if (benchmark::ReportUnrecognizedArguments(n, args.data())) return 1;
-    benchmark::AddCustomContext("mode", quick ? "quick" : "full");
+    if (!bench::initialize(argc, argv, quick)) return 1;
     benchmark::AddCustomContext("cpu_model", cpu_model());
     benchmark::AddCustomContext("compiler", __VERSION__);
     benchmark::AddCustomContext("hash_rounds_per_us", std::to_string(bench::rounds_per_us()));

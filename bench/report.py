@@ -3,11 +3,13 @@
 
     report.py [--quick] --bin-dir BUILD/bench --out DIR
 
-Runs bench_modes and bench_micro, keeps Google Benchmark's JSON (DIR/modes.json,
-DIR/micro.json), and writes DIR/report.md (tables: every execution mode against
-sequential, the micro-benchmarks against their floor and peer, and the targets) and
-one chart per workload (DIR/<workload>.svg: speedup over sequential against threads,
-one line per execution mode). Every figure comes from this one run.
+Runs bench_modes, bench_micro and bench_echo, keeps Google Benchmark's JSON
+(DIR/modes.json, DIR/micro.json, DIR/echo.json), runs wrk against the HTTP servers
+(DIR/http.json), and writes DIR/report.md (tables: every execution mode against
+sequential, the micro-benchmarks against their floor and peer, echo and HTTP against
+their peers, and the targets) and one chart per workload (DIR/<workload>.svg: speedup
+over sequential against threads, one line per execution mode). Every figure comes from
+this one run.
 """
 
 import argparse
@@ -15,9 +17,11 @@ import json
 import math
 import os
 import platform
+import re
 import shutil
 import subprocess
 import sys
+import time
 
 
 def run(cmd, out_json):
@@ -204,10 +208,77 @@ def micro_table(f):
     return "\n".join(out)
 
 
+# ---- echo and HTTP -------------------------------------------------------------------
+
+ECHO_SERVERS = ["corio_io_uring", "raw_io_uring", "corio_epoll", "raw_epoll", "asio", "blocking_threads"]
+
+
+def echo_figures(rows):
+    """(size, conns) -> server -> {rate, p50, p99, cpu}."""
+    out = {}
+    for name, row in rows.items():
+        m = re.match(r"echo/(\d+)B/conns=(\d+)/([a-z_]+)", name)
+        if not m:
+            continue
+        key = (int(m.group(1)), int(m.group(2)))
+        out.setdefault(key, {})[m.group(3)] = {
+            "rate": row.get("msgs_per_s"), "p50": row.get("p50_us"), "p99": row.get("p99_us"),
+            "cpu": row.get("server_cpu_us_per_msg")}
+    return out
+
+
+def echo_table(echo):
+    servers = [s for s in ECHO_SERVERS if any(s in v for v in echo.values())]
+    out = ["| message, connections | " + " | ".join(servers) + " |", "|---|" + "---:|" * len(servers)]
+    for (size, conns), by in sorted(echo.items()):
+        cells = []
+        for srv in servers:
+            e = by.get(srv)
+            cells.append(f"{e['rate'] / 1000:.1f} k/s, p50 {e['p50']:.0f} µs, {e['cpu']:.2f} µs CPU" if e else "—")
+        out.append(f"| {size} B, {conns} | " + " | ".join(cells) + " |")
+    return "\n".join(out)
+
+
+def wrk(server_cmd, seconds, connections=50):
+    """Starts a server (prints 'listening on port N'), runs wrk against /, returns the figures."""
+    pin = ["taskset", "-c", "0"] if shutil.which("taskset") and (os.cpu_count() or 1) > 1 else []
+    proc = subprocess.Popen(pin + server_cmd, stdout=subprocess.PIPE, text=True)
+    try:
+        port = None
+        line = proc.stdout.readline()
+        m = re.search(r"listening on port (\d+)", line)
+        if m:
+            port = m.group(1)
+        if not port:
+            raise RuntimeError(f"{server_cmd[0]} did not start: {line!r}")
+        client_pin = ["taskset", "-c", "1"] if pin else []
+        cmd = client_pin + ["wrk", "-t1", f"-c{connections}", f"-d{seconds}s", f"http://127.0.0.1:{port}/"]
+        print("+", " ".join(cmd), flush=True)
+        text = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
+        rate = float(re.search(r"Requests/sec:\s+([\d.]+)", text).group(1))
+        lat = re.search(r"Latency\s+([\d.]+)(us|ms|s)", text)
+        scale = {"us": 1, "ms": 1e3, "s": 1e6}[lat.group(2)]
+        errors = "Socket errors" in text or "Non-2xx" in text
+        return {"rate": rate, "latency_us": float(lat.group(1)) * scale, "errors": errors}
+    finally:
+        proc.send_signal(2)
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+
+def http_table(http):
+    out = ["| server | requests/s | mean latency | errors |", "|---|---:|---:|---|"]
+    for name, h in http.items():
+        out.append(f"| {name} | {h['rate']:,.0f} | {h['latency_us']:.0f} µs | {'yes' if h['errors'] else 'none'} |")
+    return "\n".join(out)
+
+
 # ---- targets ------------------------------------------------------------------------
 
 
-def targets(f, configs):
+def targets(f, configs, echo=None, http=None):
     out = ["| target | measured | |", "|---|---|---|"]
 
     def row(name, measured, ok):
@@ -254,6 +325,34 @@ def targets(f, configs):
             r = lp["time"] / pool["time"]
             row(f"{config}: event_loop+pool/{lp['threads']} within 1.1× of thread_pool/{lp['threads']}",
                 f"{r:.3f}×", r <= 1.1)
+    for (size, conns), by in sorted((echo or {}).items()):
+        def rate(s):
+            return (by.get(s) or {}).get("rate")
+        def cpu(s):
+            return (by.get(s) or {}).get("cpu")
+        where = f"echo {size} B × {conns}"
+        for ours, peer, bound in (("corio_io_uring", "raw_io_uring", 0.95), ("corio_epoll", "raw_epoll", 0.95)):
+            if rate(ours) and rate(peer):
+                r = rate(ours) / rate(peer)
+                c = cpu(ours) / cpu(peer) if cpu(ours) and cpu(peer) else float("nan")
+                row(f"{where}: {ours} ≥ {bound}× {peer} (throughput)",
+                    f"{r:.2f}× (server CPU per message {c:.2f}×)", r >= bound)
+        for ours in ("corio_io_uring", "corio_epoll"):
+            if rate(ours) and rate("asio"):
+                r = rate(ours) / rate("asio")
+                c = cpu("asio") / cpu(ours) if cpu(ours) and cpu("asio") else float("nan")
+                row(f"{where}: {ours} ≥ 1.3× Asio (throughput)", f"{r:.2f}× (Asio uses {c:.2f}× the server CPU)",
+                    r >= 1.3)
+        if conns == 1 and by.get("blocking_threads"):
+            floor = by["blocking_threads"]["p50"]
+            for ours in ("corio_io_uring", "corio_epoll"):
+                if by.get(ours):
+                    r = by[ours]["p50"] / floor
+                    row(f"{where}: {ours} p50 ≤ 1.15× the blocking-socket floor",
+                        f"{r:.2f}× ({by[ours]['p50']:.1f} µs vs {floor:.1f} µs)", r <= 1.15)
+    if http and "corio" in http and "asio" in http:
+        r = http["corio"]["rate"] / http["asio"]["rate"]
+        row("HTTP hello under wrk: corio ≥ Asio", f"{r:.2f}×", r >= 1.0)
     return "\n".join(out)
 
 
@@ -282,18 +381,35 @@ def main():
     micro_cmd = [os.path.join(args.bin_dir, "bench_micro"), "--benchmark_repetitions=3",
                  "--benchmark_report_aggregates_only=true",
                  "--benchmark_min_time=" + ("0.1" if args.quick else "0.5")]
+    echo_cmd = [os.path.join(args.bin_dir, "bench_echo")] + (["--quick"] if args.quick else [])
+    http_servers = {"corio": [os.path.join(args.bin_dir, "..", "examples", "http_server"), "--port", "0"],
+                    "asio": [os.path.join(args.bin_dir, "bench_http_asio"), "0"]}
     if args.render_only:
         with open(os.path.join(args.out, "modes.json")) as f:
             modes = json.load(f)
         with open(os.path.join(args.out, "micro.json")) as f:
             micro = json.load(f)
+        echo_json = os.path.join(args.out, "echo.json")
+        echo_data = json.load(open(echo_json)) if os.path.exists(echo_json) else {"benchmarks": []}
+        http_json = os.path.join(args.out, "http.json")
+        http = json.load(open(http_json)) if os.path.exists(http_json) else {}
         args.quick = modes["context"].get("mode") == "quick"
     else:
         modes = run(modes_cmd, os.path.join(args.out, "modes.json"))
         micro = run(micro_cmd, os.path.join(args.out, "micro.json"))
+        echo_data = run(echo_cmd, os.path.join(args.out, "echo.json"))
+        http = {}
+        if shutil.which("wrk"):
+            for name, cmd in http_servers.items():
+                if os.path.exists(cmd[0]):
+                    http[name] = wrk(cmd, 2 if args.quick else 5)
+                    time.sleep(0.5)
+        with open(os.path.join(args.out, "http.json"), "w") as f:
+            json.dump(http, f, indent=1)
 
     configs = parse_mode_rows(medians(modes))
     figures = micro_figures(medians(micro))
+    echo = echo_figures(medians(echo_data))
 
     headline = ["io_wait/n=10000/w=10ms", "cpu/n=1000/c=100us" if args.quick else "cpu/n=10000/c=100us",
                 "mixed/n=1000/w=10ms/c=100us", "simul_chess/n=24"]
@@ -303,7 +419,7 @@ def main():
           "(waits overlap perfectly, CPU work spreads over at most the hardware threads); "
           "*efficiency* is speedup / ideal. Blocking runs that would exceed the time budget ran a whole "
           "number of rounds and were scaled to all rounds (marked ×rounds).", ""]
-    md += ["## Targets", "", targets(figures, configs), ""]
+    md += ["## Targets", "", targets(figures, configs, echo, http), ""]
     md += ["## Execution modes", ""]
     order = [c for c in headline if c in configs] + sorted(c for c in configs if c not in headline)
     for config in order:
@@ -312,6 +428,16 @@ def main():
             svg = config.split("/")[0] + ".svg"
             if chart(config, configs[config], os.path.join(args.out, svg)):
                 md += [f"![{config}]({svg})", ""]
+    md += ["## Echo", "", "The same load client (one wave: every connection sends one message and waits for "
+           "its echo) against each server; client and server on different cores. Each cell: echoes per "
+           "second, median round trip, and the server's CPU time per echoed message (the process's CPU "
+           "time minus the client thread's). With two cores the client saturates its own core at 50+ "
+           "connections, so throughput there is bounded by the client and the server CPU column is "
+           "the sharper comparison.", "", echo_table(echo), ""]
+    if http:
+        md += ["## HTTP hello under wrk", "", "`wrk -t1 -c50` against examples/http_server (header limits, "
+               "idle and header timeouts on every read) and an Asio coroutine server that answers the same "
+               "(without limits or timeouts); server on core 0, wrk on core 1.", "", http_table(http), ""]
     md += ["## Micro-benchmarks", "", micro_table(figures), ""]
     path = os.path.join(args.out, "report.md")
     with open(path, "w") as f:

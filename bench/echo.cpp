@@ -1,0 +1,613 @@
+// Echo throughput and latency: the same load client against corio (io_uring and epoll),
+// hand-written raw liburing and raw epoll loops, Asio coroutines, and blocking
+// thread-per-connection. Server and client run on different cores where there are two.
+//
+// One iteration is one wave: every connection sends a message of `size` bytes, then
+// waits for its echo. Counters: msgs_per_s (echoes per second), p50_us / p99_us (round
+// trip of one message, from the send to the last byte of its echo).
+
+#include <benchmark/benchmark.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <pthread.h>
+#include <sched.h>
+#include <sys/epoll.h>
+#include <poll.h>
+#include <sys/mman.h>
+#include <sys/eventfd.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <ctime>
+#include <array>
+#include <atomic>
+#include <chrono>
+#include <cstring>
+#include <functional>
+#include <future>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <corio/corio.hpp>
+
+#include "common.hpp"
+
+#if CORIO_BENCH_ASIO
+#include <asio.hpp>
+#endif
+#if CORIO_HAS_IO_URING
+#include <liburing.h>
+#endif
+
+namespace {
+
+using steady = std::chrono::steady_clock;
+bool quick = false;
+
+void pin_to(unsigned cpu) {
+    if (std::thread::hardware_concurrency() < 2) return;
+    cpu_set_t set;
+    CPU_ZERO(&set);
+    CPU_SET(cpu, &set);
+    pthread_setaffinity_np(pthread_self(), sizeof set, &set);
+}
+constexpr unsigned server_cpu = 0;
+constexpr unsigned client_cpu = 1;
+
+[[noreturn]] void die(const char* what) { throw std::system_error(errno, std::system_category(), what); }
+
+// A listening socket on a free loopback port (blocking; servers change that as they like).
+int listen_socket(std::uint16_t& port) {
+    const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    const int one = 1;
+    ::setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) < 0 || ::listen(fd, 4096) < 0) die("listen");
+    socklen_t len = sizeof a;
+    ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
+    port = ntohs(a.sin_port);
+    return fd;
+}
+
+// ---- the servers --------------------------------------------------------------------
+
+struct server {
+    virtual ~server() = default;
+    virtual std::uint16_t port() const = 0;
+};
+
+// corio: exactly what examples/echo_server.cpp does.
+class corio_server final : public server {
+public:
+    explicit corio_server(corio::backend_kind backend) {
+        std::promise<std::uint16_t> started;
+        auto port = started.get_future();
+        thread_ = std::thread([this, backend, &started] {
+            pin_to(server_cpu);
+            corio::loop_options o;
+            o.backend = backend;
+            corio::event_loop loop(o);
+            loop_ = &loop;
+            try {
+                loop.run([&]() -> corio::task<> {
+                    auto listener =
+                        corio::net::tcp_listener::bind(corio::net::endpoint::loopback(0), {.backlog = 4096});
+                    started.set_value(listener.local_endpoint().port());
+                    co_await corio::with_task_group([&](corio::task_group& g) -> corio::task<> {
+                        for (;;) g.spawn(echo(co_await listener.accept()));
+                    });
+                });
+            } catch (const corio::cancelled_error&) {
+                // stopped
+            }
+        });
+        port_ = port.get();
+    }
+    ~corio_server() override {
+        loop_->call_soon_threadsafe([l = loop_] { l->stop(); });
+        thread_.join();
+    }
+    std::uint16_t port() const override { return port_; }
+
+private:
+    static corio::task<> echo(corio::net::tcp_stream s) {
+        std::array<char, 16384> buf;
+        try {
+            for (std::size_t n; (n = co_await s.read_some(buf)) > 0;)
+                co_await s.write_all(corio::const_buffer(buf.data(), n));
+        } catch (const std::system_error&) {
+        }
+    }
+    std::thread thread_;
+    corio::event_loop* loop_ = nullptr;
+    std::uint16_t port_ = 0;
+};
+
+// A hand-written loop on a thread of its own, told to stop through an eventfd.
+class raw_server : public server {
+public:
+    std::uint16_t port() const override { return port_; }
+
+protected:
+    raw_server() : lfd_(listen_socket(port_)), stop_(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)) {}
+    ~raw_server() override {
+        ::close(stop_);
+        ::close(lfd_);
+    }
+    // Derived constructors start the thread; derived destructors call stop() first.
+    void start() {
+        thread_ = std::thread([this] {
+            pin_to(server_cpu);
+            loop();
+        });
+    }
+    void stop() {
+        const std::uint64_t one = 1;
+        (void)!::write(stop_, &one, sizeof one);
+        thread_.join();
+    }
+    virtual void loop() = 0;
+
+    std::uint16_t port_ = 0;
+    int lfd_;
+    int stop_;
+
+private:
+    std::thread thread_;
+};
+
+// Raw epoll: edge-triggered, non-blocking, read until EAGAIN, write back.
+class epoll_server final : public raw_server {
+public:
+    epoll_server() { start(); }
+    ~epoll_server() override { stop(); }
+
+private:
+    struct conn {
+        int fd;
+        std::string pending;  // echo bytes the socket did not take yet
+    };
+    void loop() override {
+        const int ep = ::epoll_create1(EPOLL_CLOEXEC);
+        ::fcntl(lfd_, F_SETFL, O_NONBLOCK);
+        epoll_event ev{EPOLLIN, {.ptr = nullptr}};
+        ::epoll_ctl(ep, EPOLL_CTL_ADD, lfd_, &ev);
+        ev.data.ptr = &stop_;
+        ::epoll_ctl(ep, EPOLL_CTL_ADD, stop_, &ev);
+        std::vector<std::unique_ptr<conn>> conns;
+        std::array<epoll_event, 256> events;
+        std::array<char, 16384> buf;
+        for (bool running = true; running;) {
+            const int n = ::epoll_wait(ep, events.data(), static_cast<int>(events.size()), -1);
+            for (int i = 0; i < n; ++i) {
+                void* p = events[static_cast<std::size_t>(i)].data.ptr;
+                if (p == &stop_) {
+                    running = false;
+                } else if (p == nullptr) {
+                    for (int fd; (fd = ::accept4(lfd_, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC)) >= 0;) {
+                        conns.push_back(std::make_unique<conn>(conn{fd, {}}));
+                        epoll_event cev{EPOLLIN | EPOLLOUT | EPOLLET | EPOLLRDHUP, {.ptr = conns.back().get()}};
+                        ::epoll_ctl(ep, EPOLL_CTL_ADD, fd, &cev);
+                    }
+                } else {
+                    auto* c = static_cast<conn*>(p);
+                    if (c->fd < 0) continue;
+                    bool closed = !flush(*c);
+                    while (!closed && c->pending.empty()) {
+                        const ssize_t r = ::recv(c->fd, buf.data(), buf.size(), 0);
+                        if (r < 0 && errno == EAGAIN) break;
+                        if (r <= 0) {
+                            closed = true;
+                            break;
+                        }
+                        c->pending.assign(buf.data(), static_cast<std::size_t>(r));
+                        closed = !flush(*c);
+                    }
+                    if (closed) {
+                        ::close(c->fd);
+                        c->fd = -1;
+                    }
+                }
+            }
+        }
+        for (auto& c : conns)
+            if (c->fd >= 0) ::close(c->fd);
+        ::close(ep);
+    }
+    // Sends what is pending; false when the connection is dead.
+    static bool flush(conn& c) {
+        while (!c.pending.empty()) {
+            const ssize_t w = ::send(c.fd, c.pending.data(), c.pending.size(), MSG_NOSIGNAL);
+            if (w < 0) return errno == EAGAIN;
+            c.pending.erase(0, static_cast<std::size_t>(w));
+        }
+        return true;
+    }
+};
+
+#if CORIO_HAS_IO_URING
+// Raw liburing: SINGLE_ISSUER|DEFER_TASKRUN, multishot accept, multishot recv into a
+// provided-buffer ring, one send in flight per connection, buffers recycled after their send.
+class uring_server final : public raw_server {
+public:
+    uring_server() { start(); }
+    ~uring_server() override { stop(); }
+
+private:
+    static constexpr unsigned buffers = 1024;
+    static constexpr unsigned buffer_size = 16384;
+    static constexpr int group = 1;
+    enum : std::uint64_t { tag_accept = 1, tag_stop = 2, tag_recv = 3, tag_send = 4, tag_mask = 7 };
+
+    struct conn {
+        int fd;
+        std::vector<std::pair<unsigned, unsigned>> queue;  // (buffer id, length) waiting to be sent
+        unsigned sent = 0;                                 // of the front entry
+        bool sending = false;
+        bool dead = false;
+    };
+
+    static std::uint64_t data(conn* c, std::uint64_t tag) { return reinterpret_cast<std::uint64_t>(c) | tag; }
+
+    void loop() override {
+        io_uring ring;
+        io_uring_params params{};
+        params.flags = IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN;
+        if (io_uring_queue_init_params(4096, &ring, &params) < 0) {
+            params.flags = 0;
+            if (io_uring_queue_init_params(4096, &ring, &params) < 0) return;
+        }
+        ring_ = &ring;
+        std::vector<char> memory(std::size_t{buffers} * buffer_size);
+        memory_ = memory.data();
+        // The provided-buffer ring (liburing 2.3 has no io_uring_setup_buf_ring).
+        const std::size_t ring_bytes = buffers * sizeof(io_uring_buf);
+        void* ring_mem = ::mmap(nullptr, ring_bytes, PROT_READ | PROT_WRITE, MAP_ANONYMOUS | MAP_PRIVATE, -1, 0);
+        br_ = static_cast<io_uring_buf_ring*>(ring_mem);
+        io_uring_buf_ring_init(br_);
+        io_uring_buf_reg reg{};
+        reg.ring_addr = reinterpret_cast<std::uint64_t>(ring_mem);
+        reg.ring_entries = buffers;
+        reg.bgid = group;
+        if (io_uring_register_buf_ring(&ring, &reg, 0) < 0) return;
+        for (unsigned i = 0; i < buffers; ++i) give_back(i);
+        arm_accept();
+        io_uring_sqe* sqe = io_uring_get_sqe(&ring);
+        io_uring_prep_poll_add(sqe, stop_, POLLIN);
+        io_uring_sqe_set_data64(sqe, tag_stop);
+        std::vector<std::unique_ptr<conn>> conns;
+        for (bool running = true; running;) {
+            io_uring_submit_and_wait(&ring, 1);
+            io_uring_cqe* cqe;
+            unsigned head;
+            unsigned seen = 0;
+            io_uring_for_each_cqe(&ring, head, cqe) {
+                ++seen;
+                const std::uint64_t d = cqe->user_data;
+                auto* c = reinterpret_cast<conn*>(d & ~tag_mask);
+                switch (d & tag_mask) {
+                    case tag_stop:
+                        running = false;
+                        break;
+                    case tag_accept:
+                        if (cqe->res >= 0) {
+                            conns.push_back(std::make_unique<conn>(conn{cqe->res, {}, 0, false, false}));
+                            arm_recv(conns.back().get());
+                        }
+                        if ((cqe->flags & IORING_CQE_F_MORE) == 0U) arm_accept();
+                        break;
+                    case tag_recv:
+                        if (cqe->res <= 0) {
+                            if (cqe->res == -ENOBUFS) {
+                                arm_recv(c);
+                                break;
+                            }
+                            c->dead = true;
+                            break;
+                        }
+                        c->queue.emplace_back(cqe->flags >> IORING_CQE_BUFFER_SHIFT, static_cast<unsigned>(cqe->res));
+                        if (!c->sending) send_front(c);
+                        if ((cqe->flags & IORING_CQE_F_MORE) == 0U) arm_recv(c);
+                        break;
+                    case tag_send:
+                        c->sending = false;
+                        if (cqe->res < 0) {
+                            c->dead = true;
+                            break;
+                        }
+                        c->sent += static_cast<unsigned>(cqe->res);
+                        if (c->sent == c->queue.front().second) {
+                            give_back(c->queue.front().first);
+                            c->queue.erase(c->queue.begin());
+                            c->sent = 0;
+                        }
+                        if (!c->queue.empty()) send_front(c);
+                        break;
+                }
+            }
+            io_uring_cq_advance(&ring, seen);
+        }
+        for (auto& c : conns) ::close(c->fd);
+        io_uring_unregister_buf_ring(&ring, group);
+        ::munmap(ring_mem, ring_bytes);
+        io_uring_queue_exit(&ring);
+    }
+
+    void give_back(unsigned bid) {
+        io_uring_buf_ring_add(br_, memory_ + std::size_t{bid} * buffer_size, buffer_size,
+                              static_cast<unsigned short>(bid), io_uring_buf_ring_mask(buffers), 0);
+        io_uring_buf_ring_advance(br_, 1);
+    }
+    void arm_accept() {
+        io_uring_sqe* sqe = io_uring_get_sqe(ring_);
+        io_uring_prep_multishot_accept(sqe, lfd_, nullptr, nullptr, SOCK_CLOEXEC);
+        io_uring_sqe_set_data64(sqe, tag_accept);
+    }
+    void arm_recv(conn* c) {
+        io_uring_sqe* sqe = io_uring_get_sqe(ring_);
+        io_uring_prep_recv_multishot(sqe, c->fd, nullptr, 0, 0);
+        sqe->flags |= IOSQE_BUFFER_SELECT;
+        sqe->buf_group = group;
+        io_uring_sqe_set_data64(sqe, data(c, tag_recv));
+    }
+    void send_front(conn* c) {
+        const auto [bid, len] = c->queue.front();
+        io_uring_sqe* sqe = io_uring_get_sqe(ring_);
+        io_uring_prep_send(sqe, c->fd, memory_ + std::size_t{bid} * buffer_size + c->sent, len - c->sent, MSG_NOSIGNAL);
+        io_uring_sqe_set_data64(sqe, data(c, tag_send));
+        c->sending = true;
+    }
+
+    io_uring* ring_ = nullptr;
+    io_uring_buf_ring* br_ = nullptr;
+    char* memory_ = nullptr;
+};
+#endif
+
+#if CORIO_BENCH_ASIO
+// Asio: one io_context thread, a coroutine per connection.
+class asio_server final : public server {
+public:
+    asio_server() : acceptor_(ctx_, asio::ip::tcp::endpoint(asio::ip::address_v4::loopback(), 0)) {
+        port_ = acceptor_.local_endpoint().port();
+        asio::co_spawn(ctx_, accept_loop(), asio::detached);
+        thread_ = std::thread([this] {
+            pin_to(server_cpu);
+            ctx_.run();
+        });
+    }
+    ~asio_server() override {
+        ctx_.stop();
+        thread_.join();
+    }
+    std::uint16_t port() const override { return port_; }
+
+private:
+    asio::awaitable<void> accept_loop() {
+        for (;;) {
+            auto s = co_await acceptor_.async_accept(asio::use_awaitable);
+            asio::co_spawn(ctx_, echo(std::move(s)), asio::detached);
+        }
+    }
+    static asio::awaitable<void> echo(asio::ip::tcp::socket s) {
+        std::array<char, 16384> buf;
+        try {
+            for (;;) {
+                const std::size_t n = co_await s.async_read_some(asio::buffer(buf), asio::use_awaitable);
+                co_await asio::async_write(s, asio::buffer(buf.data(), n), asio::use_awaitable);
+            }
+        } catch (const std::exception&) {
+        }
+    }
+    asio::io_context ctx_{1};
+    asio::ip::tcp::acceptor acceptor_;
+    std::uint16_t port_ = 0;
+    std::thread thread_;
+};
+#endif
+
+// Blocking sockets, one thread per connection.
+class blocking_server final : public server {
+public:
+    blocking_server() {
+        lfd_ = listen_socket(port_);
+        acceptor_ = std::thread([this] {
+            pin_to(server_cpu);
+            for (int fd; (fd = ::accept4(lfd_, nullptr, nullptr, SOCK_CLOEXEC)) >= 0;) {
+                std::lock_guard lock(mutex_);
+                workers_.emplace_back([fd] {
+                    pin_to(server_cpu);
+                    std::array<char, 16384> buf;
+                    for (ssize_t n; (n = ::recv(fd, buf.data(), buf.size(), 0)) > 0;)
+                        for (ssize_t off = 0; off < n;) {
+                            const ssize_t w =
+                                ::send(fd, buf.data() + off, static_cast<std::size_t>(n - off), MSG_NOSIGNAL);
+                            if (w <= 0) {
+                                n = 0;
+                                break;
+                            }
+                            off += w;
+                        }
+                    ::close(fd);
+                });
+            }
+        });
+    }
+    ~blocking_server() override {
+        ::shutdown(lfd_, SHUT_RDWR);  // wakes accept
+        acceptor_.join();
+        for (auto& t : workers_) t.join();  // the clients have closed: every worker has ended
+        ::close(lfd_);
+    }
+    std::uint16_t port() const override { return port_; }
+
+private:
+    int lfd_ = -1;
+    std::uint16_t port_ = 0;
+    std::thread acceptor_;
+    std::mutex mutex_;
+    std::vector<std::thread> workers_;
+};
+
+// ---- the client ---------------------------------------------------------------------
+
+class client {
+public:
+    client(std::uint16_t port, int connections, std::size_t size) : out_(size, 'e'), in_(size) {
+        sockaddr_in a{};
+        a.sin_family = AF_INET;
+        a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+        a.sin_port = htons(port);
+        ep_ = ::epoll_create1(EPOLL_CLOEXEC);
+        for (int i = 0; i < connections; ++i) {
+            const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+            if (::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) < 0) die("client connect");
+            const int one = 1;
+            ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+            fds_.push_back(fd);
+            if (connections > 1) {
+                ::fcntl(fd, F_SETFL, O_NONBLOCK);
+                epoll_event ev{EPOLLIN, {.u32 = static_cast<std::uint32_t>(i)}};
+                ::epoll_ctl(ep_, EPOLL_CTL_ADD, fd, &ev);
+            }
+        }
+        got_.resize(fds_.size());
+    }
+    ~client() {
+        for (int fd : fds_) ::close(fd);
+        ::close(ep_);
+    }
+
+    // One wave; appends each message's round trip (µs) to lat.
+    void wave(std::vector<float>& lat) {
+        const auto t0 = steady::now();
+        if (fds_.size() == 1) {  // one connection: plain blocking calls, the lowest-overhead client
+            send_all(fds_[0]);
+            for (std::size_t got = 0; got < in_.size();) {
+                const ssize_t r = ::recv(fds_[0], in_.data() + got, in_.size() - got, 0);
+                if (r <= 0) die("client recv");
+                got += static_cast<std::size_t>(r);
+            }
+            lat.push_back(std::chrono::duration<float, std::micro>(steady::now() - t0).count());
+            return;
+        }
+        for (int fd : fds_) send_all(fd);
+        std::fill(got_.begin(), got_.end(), 0);
+        std::size_t pending = fds_.size();
+        std::array<epoll_event, 256> events;
+        while (pending > 0) {
+            const int n = ::epoll_wait(ep_, events.data(), static_cast<int>(events.size()), 5000);
+            if (n <= 0) die("client epoll_wait (server stalled?)");
+            for (int i = 0; i < n; ++i) {
+                const std::uint32_t c = events[static_cast<std::size_t>(i)].data.u32;
+                for (;;) {
+                    const ssize_t r = ::recv(fds_[c], in_.data(), in_.size() - got_[c], 0);
+                    if (r < 0 && errno == EAGAIN) break;
+                    if (r <= 0) die("client recv");
+                    got_[c] += static_cast<std::size_t>(r);
+                    if (got_[c] == in_.size()) {
+                        lat.push_back(std::chrono::duration<float, std::micro>(steady::now() - t0).count());
+                        --pending;
+                        break;
+                    }
+                }
+            }
+        }
+    }
+
+private:
+    void send_all(int fd) {
+        for (std::size_t off = 0; off < out_.size();) {
+            const ssize_t w = ::send(fd, out_.data() + off, out_.size() - off, MSG_NOSIGNAL);
+            if (w < 0 && errno == EAGAIN) continue;
+            if (w <= 0) die("client send");
+            off += static_cast<std::size_t>(w);
+        }
+    }
+    std::vector<int> fds_;
+    std::vector<std::size_t> got_;
+    std::string out_;
+    std::vector<char> in_;
+    int ep_ = -1;
+};
+
+double cpu_seconds(clockid_t clock) {
+    timespec ts{};
+    ::clock_gettime(clock, &ts);
+    return static_cast<double>(ts.tv_sec) + static_cast<double>(ts.tv_nsec) * 1e-9;
+}
+
+void run_echo(benchmark::State& state, const std::function<std::unique_ptr<server>()>& make, int connections,
+              std::size_t size) {
+    pin_to(client_cpu);
+    std::vector<float> lat;
+    double server_cpu = 0;
+    {
+        auto srv = make();
+        client c(srv->port(), connections, size);
+        for (int i = 0; i < 200; ++i) c.wave(lat);  // warm-up: caches, buffers, the server's pools
+        lat.clear();
+        lat.reserve(1 << 20);
+        const double proc0 = cpu_seconds(CLOCK_PROCESS_CPUTIME_ID);
+        const double mine0 = cpu_seconds(CLOCK_THREAD_CPUTIME_ID);
+        for (auto _ : state) c.wave(lat);
+        // Everything but this (client) thread is the server: its CPU per echoed message
+        // is the fair comparison when the client saturates its core.
+        server_cpu = (cpu_seconds(CLOCK_PROCESS_CPUTIME_ID) - proc0) - (cpu_seconds(CLOCK_THREAD_CPUTIME_ID) - mine0);
+    }  // the client closes first: every server sees end of stream, then stops
+    std::sort(lat.begin(), lat.end());
+    const auto pct = [&](double p) { return lat.empty() ? 0.0 : lat[static_cast<std::size_t>(p * (lat.size() - 1))]; };
+    state.SetItemsProcessed(state.iterations() * connections);
+    state.counters["msgs_per_s"] =
+        benchmark::Counter(static_cast<double>(state.iterations() * connections), benchmark::Counter::kIsRate);
+    state.counters["p50_us"] = pct(0.50);
+    state.counters["p99_us"] = pct(0.99);
+    state.counters["server_cpu_us_per_msg"] =
+        server_cpu * 1e6 / static_cast<double>(std::max<std::int64_t>(1, state.iterations() * connections));
+}
+
+void register_all() {
+    std::vector<std::pair<std::string, std::function<std::unique_ptr<server>()>>> servers;
+#if CORIO_HAS_IO_URING
+    servers.emplace_back("corio_io_uring",
+                         [] { return std::make_unique<corio_server>(corio::backend_kind::io_uring); });
+    servers.emplace_back("raw_io_uring", [] { return std::make_unique<uring_server>(); });
+#endif
+    servers.emplace_back("corio_epoll", [] { return std::make_unique<corio_server>(corio::backend_kind::epoll); });
+    servers.emplace_back("raw_epoll", [] { return std::make_unique<epoll_server>(); });
+#if CORIO_BENCH_ASIO
+    servers.emplace_back("asio", [] { return std::make_unique<asio_server>(); });
+#endif
+    servers.emplace_back("blocking_threads", [] { return std::make_unique<blocking_server>(); });
+    const std::vector<std::size_t> sizes = quick ? std::vector<std::size_t>{128} : std::vector<std::size_t>{128, 1024};
+    const std::vector<int> conns = quick ? std::vector<int>{1, 50} : std::vector<int>{1, 50, 256};
+    for (std::size_t size : sizes)
+        for (int c : conns)
+            for (auto& [name, make] : servers) {
+                const std::string bench_name =
+                    "echo/" + std::to_string(size) + "B/conns=" + std::to_string(c) + "/" + name;
+                benchmark::RegisterBenchmark(
+                    bench_name.c_str(), [make = make, c, size](benchmark::State& s) { run_echo(s, make, c, size); })
+                    ->UseRealTime()
+                    ->Unit(benchmark::kMicrosecond)
+                    ->MinTime(quick ? 0.2 : 0.5)
+                    ->Repetitions(quick ? 1 : 3)
+                    ->ReportAggregatesOnly(!quick);
+            }
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+    if (!bench::initialize(argc, argv, quick)) return 1;
+    register_all();
+    benchmark::RunSpecifiedBenchmarks();
+    benchmark::Shutdown();
+}
