@@ -17,6 +17,7 @@
 #include <corio/detail/remote_queue.hpp>
 #include <corio/detail/suspension.hpp>
 #include <corio/detail/task_node.hpp>
+#include <corio/detail/waiter_list.hpp>
 #include <corio/errors.hpp>
 #include <corio/event_loop.hpp>
 
@@ -28,12 +29,6 @@ template <class T>
 class promise;
 
 namespace detail {
-
-struct future_waiter {
-    future_waiter* next = nullptr;
-    future_waiter* prev = nullptr;
-    suspension wait;
-};
 
 class future_state_base : public loop_bound {
 public:
@@ -93,15 +88,7 @@ public:
         }
     }
 
-    void add_waiter(future_waiter* w) noexcept {
-        w->next = nullptr;
-        w->prev = waiters_tail_;
-        if (waiters_tail_ != nullptr)
-            waiters_tail_->next = w;
-        else
-            waiters_head_ = w;
-        waiters_tail_ = w;
-    }
+    void add_waiter(sync_waiter* w) noexcept { waiters_.push_back(w); }
 
     void add_callback(std::function<void()> cb) {
         if (loop_ == nullptr) throw usage_error("corio: add_done_callback on a future whose loop is gone");
@@ -124,13 +111,7 @@ protected:
 
     /// Wakes the awaiters in the order they came, and schedules the done callbacks.
     void finish() noexcept {
-        while (waiters_head_ != nullptr) {
-            future_waiter* w = waiters_head_;
-            waiters_head_ = w->next;
-            w->next = w->prev = nullptr;
-            w->wait.wake(w);
-        }
-        waiters_tail_ = nullptr;
+        waiters_.wake_all();
         for (auto& cb : callbacks_) loop_->call_soon(std::move(cb));
         callbacks_.clear();
     }
@@ -147,8 +128,7 @@ protected:
     status status_ = status::pending;
     bool retrieved_ = false;
     std::exception_ptr exception_;
-    future_waiter* waiters_head_ = nullptr;
-    future_waiter* waiters_tail_ = nullptr;
+    waiter_list waiters_;
     std::vector<std::function<void()>> callbacks_;
 
     template <class>
@@ -188,7 +168,7 @@ private:
 /// (asyncio semantics; shield() prevents it); the awaiter then resumes when the future
 /// is done, so nothing is left running behind the awaiting task's back.
 template <class T, bool Move>
-class future_awaiter : future_waiter {
+class future_awaiter : sync_waiter {
 public:
     explicit future_awaiter(future_state<T>* st) noexcept : st_(st) {}
 
@@ -201,7 +181,7 @@ public:
             throw usage_error("corio: a future can only be awaited on the loop it belongs to");
         if (!wait.begin(h, *loop)) return false;
         st_->add_waiter(this);
-        wait.arm(&on_cancel, static_cast<future_waiter*>(this));  // the context finish() disarms
+        wait.arm(&on_cancel, static_cast<sync_waiter*>(this));  // the context finish() disarms
         return true;
     }
 
@@ -222,7 +202,7 @@ public:
 
 private:
     static void on_cancel(void* self) noexcept {
-        auto* me = static_cast<future_awaiter*>(static_cast<future_waiter*>(self));
+        auto* me = static_cast<future_awaiter*>(static_cast<sync_waiter*>(self));
         me->st_->cancel();  // the waiter stays linked; the future's completion resumes us
     }
 

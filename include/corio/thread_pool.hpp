@@ -20,6 +20,7 @@
 
 #include <pthread.h>
 
+#include <corio/detail/intrusive_fifo.hpp>
 #include <corio/detail/remote_queue.hpp>
 #include <corio/detail/suspension.hpp>
 #include <corio/event_loop.hpp>
@@ -72,13 +73,7 @@ public:
     void submit(detail::pool_job* job) {
         {
             std::lock_guard lock(mutex_);
-            job->next = nullptr;
-            job->prev = tail_;
-            if (tail_ != nullptr)
-                tail_->next = job;
-            else
-                head_ = job;
-            tail_ = job;
+            queue_.push_back(job);
         }
         cv_.notify_one();
     }
@@ -86,19 +81,9 @@ public:
     /// Takes a job back if no worker has started it. True when withdrawn.
     bool withdraw(detail::pool_job* job) noexcept {
         std::lock_guard lock(mutex_);
-        for (detail::pool_job* j = head_; j != nullptr; j = j->next) {
-            if (j != job) continue;
-            if (j->prev != nullptr)
-                j->prev->next = j->next;
-            else
-                head_ = j->next;
-            if (j->next != nullptr)
-                j->next->prev = j->prev;
-            else
-                tail_ = j->prev;
-            return true;
-        }
-        return false;
+        if (!queue_.contains(job)) return false;  // a worker has it
+        queue_.remove(job);
+        return true;
     }
 
 private:
@@ -113,14 +98,9 @@ private:
             detail::pool_job* job = nullptr;
             {
                 std::unique_lock lock(mutex_);
-                cv_.wait(lock, [this] { return head_ != nullptr || stopping_; });
-                if (head_ == nullptr) return;  // stopping, and nothing left to run
-                job = head_;
-                head_ = job->next;
-                if (head_ != nullptr)
-                    head_->prev = nullptr;
-                else
-                    tail_ = nullptr;
+                cv_.wait(lock, [this] { return !queue_.empty() || stopping_; });
+                job = queue_.pop_front();
+                if (job == nullptr) return;  // stopping, and nothing left to run
             }
             job->run(job);
         }
@@ -128,8 +108,7 @@ private:
 
     std::mutex mutex_;
     std::condition_variable cv_;
-    detail::pool_job* head_ = nullptr;
-    detail::pool_job* tail_ = nullptr;
+    detail::intrusive_fifo<detail::pool_job> queue_;
     bool stopping_ = false;
     std::vector<std::thread> workers_;
 };

@@ -1,11 +1,12 @@
 #pragma once
-// The waiters of a coordination primitive: an intrusive FIFO of awaiters living in
-// the waiting frames. A cancelled waiter unlinks itself; the primitive wakes waiters
+// The waiters of a future or a coordination primitive: an intrusive FIFO of awaiters
+// living in the waiting frames. A cancelled waiter unlinks itself; the primitive wakes waiters
 // front first, so every primitive is fair.
 
 #include <coroutine>
 
-#include <corio/detail/suspension.hpp>
+#include <corio/detail/intrusive_fifo.hpp>
+#include <corio/detail/suspension_type.hpp>
 
 namespace corio::detail {
 
@@ -42,39 +43,24 @@ public:
     // are cancelled (the loop cancels everything left when run() ends), and must not
     // touch the list on their way out.
     ~waiter_list() {
-        for (sync_waiter* w = head_; w != nullptr; w = w->next) w->list = nullptr;
+        for (sync_waiter* w = fifo_.front(); w != nullptr; w = w->next) w->list = nullptr;
     }
 
-    [[nodiscard]] bool empty() const noexcept { return head_ == nullptr; }
-    [[nodiscard]] sync_waiter* front() const noexcept { return head_; }
+    [[nodiscard]] bool empty() const noexcept { return fifo_.empty(); }
 
     void push_back(sync_waiter* w) noexcept {
         w->list = this;
-        w->next = nullptr;
-        w->prev = tail_;
-        if (tail_ != nullptr)
-            tail_->next = w;
-        else
-            head_ = w;
-        tail_ = w;
+        fifo_.push_back(w);
     }
 
     void remove(sync_waiter* w) noexcept {
-        if (w->prev != nullptr)
-            w->prev->next = w->next;
-        else
-            head_ = w->next;
-        if (w->next != nullptr)
-            w->next->prev = w->prev;
-        else
-            tail_ = w->prev;
-        w->prev = w->next = nullptr;
+        fifo_.remove(w);
         w->list = nullptr;
     }
 
     sync_waiter* pop_front() noexcept {
-        sync_waiter* w = head_;
-        if (w != nullptr) remove(w);
+        sync_waiter* w = fifo_.pop_front();
+        if (w != nullptr) w->list = nullptr;
         return w;
     }
 
@@ -84,8 +70,7 @@ public:
     }
 
 private:
-    sync_waiter* head_ = nullptr;
-    sync_waiter* tail_ = nullptr;
+    intrusive_fifo<sync_waiter> fifo_;
 };
 
 template <class Promise>
@@ -103,3 +88,7 @@ inline void sync_waiter::on_cancel(void* self) noexcept {
 }
 
 }  // namespace corio::detail
+
+// The definitions the inline functions above call (they need the whole event_loop, whose
+// future.hpp needs the types above: hence last).
+#include <corio/detail/suspension.hpp>
