@@ -10,12 +10,15 @@
 
 #include <cerrno>
 #include <coroutine>
+#include <cstddef>
+#include <cstdint>
 #include <string>
 #include <system_error>
 
 #include <corio/backend/backend.hpp>
 #include <corio/detail/suspension.hpp>
 #include <corio/detail/task_node.hpp>
+#include <corio/errors.hpp>
 #include <corio/event_loop.hpp>
 
 namespace corio::detail {
@@ -101,6 +104,53 @@ private:
     bool cancel_sent_ = false;
     bool exact_ = false;
     std::size_t done_ = 0;
+};
+
+/// An operation that moves bytes (recv, send, read, write): yields the count.
+class [[nodiscard]] transfer_awaiter : public io_awaiter {
+public:
+    transfer_awaiter(io_kind k, int fd, void* data, std::size_t size, const char* what, bool exact = false,
+                     std::int64_t at = -1) noexcept
+        : io_awaiter(what) {
+        kind = k;
+        this->fd = fd;
+        buf = data;
+        len = size;
+        offset = at;
+        total_ = size;
+        if (exact) set_exact();
+    }
+    /// openat: flags and permissions (buf holds the path).
+    void set_open(int flags, unsigned permissions) noexcept {
+        msg_flags = flags;
+        offset = permissions;
+    }
+    /// The count; in exact mode, the whole count over every resubmission.
+    std::size_t await_resume() const {
+        const int n = result_or_throw();
+        return exact() ? transferred() : static_cast<std::size_t>(n);
+    }
+
+protected:
+    std::size_t total_ = 0;
+};
+
+/// read_exact / write_all: every byte, or an exception. A stream that ends first
+/// throws std::system_error(io_errc::end_of_stream) saying how much had arrived.
+class [[nodiscard]] exact_awaiter : public transfer_awaiter {
+public:
+    exact_awaiter(io_kind k, int fd, const void* data, std::size_t size, const char* what,
+                  std::int64_t at = -1) noexcept
+        : transfer_awaiter(k, fd, const_cast<void*>(data), size, what, true, at) {}
+    bool await_ready() const noexcept { return total_ == 0; }
+    void await_resume() const {
+        throw_if_failed();
+        if (transferred() == total_) return;
+        if (cancel_was_sent()) throw_cancelled_now();  // a short transfer, then the cancel
+        throw std::system_error(io_errc::end_of_stream, std::string("corio: ") + what() + ": the stream ended after " +
+                                                            std::to_string(transferred()) + " of " +
+                                                            std::to_string(total_) + " bytes");
+    }
 };
 
 }  // namespace corio::detail

@@ -15,7 +15,6 @@
 
 #include <corio/buffer.hpp>
 #include <corio/detail/io_awaiter.hpp>
-#include <corio/detail/socket.hpp>
 #include <corio/errors.hpp>
 #include <corio/event_loop.hpp>
 #include <corio/task.hpp>

@@ -67,22 +67,13 @@ public:
         if (::setsockopt(fd(), IPPROTO_TCP, TCP_NODELAY, &v, sizeof v) < 0)
             detail::throw_errno("tcp_stream::set_nodelay");
     }
-    [[nodiscard]] endpoint local_endpoint() const { return name_of(fd(), false); }
-    [[nodiscard]] endpoint remote_endpoint() const { return name_of(fd(), true); }
+    [[nodiscard]] endpoint local_endpoint() const { return detail::socket_name(fd(), false); }
+    [[nodiscard]] endpoint remote_endpoint() const { return detail::socket_name(fd(), true); }
     [[nodiscard]] bool is_open() const noexcept { return socket_.is_open(); }
     [[nodiscard]] int native_handle() const noexcept { return socket_.fd(); }
 
     /// Internal: adopts a connected socket.
     explicit tcp_stream(detail::socket_handle s) noexcept : socket_(std::move(s)) {}
-
-    static endpoint name_of(int fd, bool peer) {
-        sockaddr_storage ss{};
-        socklen_t len = sizeof ss;
-        auto* sa = reinterpret_cast<sockaddr*>(&ss);
-        if ((peer ? ::getpeername(fd, sa, &len) : ::getsockname(fd, sa, &len)) < 0)
-            detail::throw_errno(peer ? "remote_endpoint" : "local_endpoint");
-        return endpoint::from_sockaddr(sa, len);
-    }
 
 private:
     [[nodiscard]] int fd() const noexcept { return socket_.fd(); }
@@ -136,10 +127,8 @@ inline task<tcp_stream> tcp_stream::connect(std::string host, std::uint16_t port
     const std::vector<endpoint> eps = co_await resolve(host, port);
     std::error_code failed;
     for (const endpoint& ep : eps) {
-        tcp_stream s(detail::open_socket(ep.family(), SOCK_STREAM, "tcp_stream::connect"));
         try {
-            co_await detail::connect_awaiter(s.fd(), ep);
-            co_return s;
+            co_return co_await connect(ep);
         } catch (const std::system_error& e) {
             failed = e.code();
         }
@@ -176,7 +165,7 @@ public:
     /// The next connection.
     [[nodiscard]] detail::accept_awaiter accept() const noexcept { return detail::accept_awaiter(socket_.fd()); }
 
-    [[nodiscard]] endpoint local_endpoint() const { return tcp_stream::name_of(socket_.fd(), false); }
+    [[nodiscard]] endpoint local_endpoint() const { return detail::socket_name(socket_.fd(), false); }
     void close() noexcept { socket_.close(); }
     [[nodiscard]] bool is_open() const noexcept { return socket_.is_open(); }
     [[nodiscard]] int native_handle() const noexcept { return socket_.fd(); }

@@ -12,7 +12,6 @@
 #include <corio/detail/io_awaiter.hpp>
 #include <corio/detail/socket.hpp>
 #include <corio/net/endpoint.hpp>
-#include <corio/net/tcp.hpp>
 
 namespace corio::net {
 
@@ -124,7 +123,7 @@ public:
         return {detail::io_kind::recv, fd(), buf.data, buf.size, "udp_socket::recv"};
     }
 
-    [[nodiscard]] endpoint local_endpoint() const { return tcp_stream::name_of(fd(), false); }
+    [[nodiscard]] endpoint local_endpoint() const { return detail::socket_name(fd(), false); }
     void close() noexcept { socket_.close(); }
     [[nodiscard]] bool is_open() const noexcept { return socket_.is_open(); }
     [[nodiscard]] int native_handle() const noexcept { return socket_.fd(); }
