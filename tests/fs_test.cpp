@@ -37,21 +37,21 @@ TEST_CASE("files: write_at and read_at at offsets, size and sync") {
         CHECK(f.size() == 105);
         co_await f.sync();
         std::string buf(5, '\0');
-        const auto n1 = co_await f.read_at(buf, 100);
-        CHECK(n1 == 5);
+        const auto at_100 = co_await f.read_at(buf, 100);
+        CHECK(at_100 == 5);
         CHECK(buf == "world");
-        const auto n2 = co_await f.read_at(buf, 0);
-        CHECK(n2 == 5);
+        const auto at_0 = co_await f.read_at(buf, 0);
+        CHECK(at_0 == 5);
         CHECK(buf == "hello");
         std::string hole(3, 'x');
-        const auto n3 = co_await f.read_at(hole, 50);
-        CHECK(n3 == 3);
+        const auto in_hole = co_await f.read_at(hole, 50);
+        CHECK(in_hole == 3);
         CHECK(hole == std::string(3, '\0'));
         std::string tail(10, '\0');
-        const auto n4 = co_await f.read_at(tail, 102);  // short only at the end of the file
-        CHECK(n4 == 3);
-        const auto n5 = co_await f.read_at(tail, 105);
-        CHECK(n5 == 0);
+        const auto near_end = co_await f.read_at(tail, 102);  // short only at the end of the file
+        CHECK(near_end == 3);
+        const auto at_end = co_await f.read_at(tail, 105);
+        CHECK(at_end == 0);
     }());
     CHECK(fd_count() == fds);
 }
@@ -69,8 +69,8 @@ TEST_CASE("files: several MiB written in concurrent pieces read back intact") {
         co_await gather(std::move(writes));
         CHECK(f.size() == piece * pieces);
         std::string back(piece * pieces, '\0');
-        const auto n6 = co_await f.read_at(back, 0);
-        CHECK(n6 == back.size());
+        const auto whole = co_await f.read_at(back, 0);
+        CHECK(whole == back.size());
         for (std::size_t i = 0; i < pieces; ++i) CHECK(back.compare(i * piece, piece, data[i]) == 0);
     }());
 }

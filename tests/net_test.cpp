@@ -186,8 +186,8 @@ TEST_CASE("half-close: the peer reads end of stream and can still answer") {
         std::array<char, 64> buf;
         for (std::size_t n; (n = co_await c.read_some(buf)) > 0;) reply.append(buf.data(), n);
         CHECK(reply == "got 12 bytes");
-        const auto body1 = co_await server;
-        CHECK(body1 == "request body");
+        const auto received = co_await server;
+        CHECK(received == "request body");
     }());
 }
 

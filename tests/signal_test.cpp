@@ -17,8 +17,8 @@ TEST_CASE("signal: a raised signal wakes its waiter") {
         co_await yield();
         CHECK_FALSE(waiting.done());
         ::raise(SIGUSR1);
-        const auto signo1 = co_await waiting;
-        CHECK(signo1 == SIGUSR1);
+        const auto got = co_await waiting;
+        CHECK(got == SIGUSR1);
     }());
     CHECK(fd_count() == fds);
 }
@@ -36,8 +36,8 @@ TEST_CASE("signal: one of several, sent to the process from another thread") {
             pthread_sigmask(SIG_BLOCK, &set, nullptr);
             ::kill(::getpid(), SIGUSR2);
         }).join();
-        const auto signo2 = co_await waiting;
-        CHECK(signo2 == SIGUSR2);
+        const auto got = co_await waiting;
+        CHECK(got == SIGUSR2);
     }());
 }
 

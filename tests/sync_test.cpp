@@ -70,8 +70,8 @@ TEST_CASE("event: a cancelled waiter leaves the queue and the others still wake"
             order.push_back(i);
         });
         waiters[1].cancel();
-        const auto was_cancelled1 = co_await ends_cancelled(waiters[1]);
-        CHECK(was_cancelled1);
+        const auto second_cancelled = co_await ends_cancelled(waiters[1]);
+        CHECK(second_cancelled);
         e.set();
         co_await waiters[0];
         co_await waiters[2];
@@ -115,8 +115,8 @@ TEST_CASE("mutex: a cancelled waiter never gets the lock and never loses it") {
             got.push_back(i);
         });
         tasks[0].cancel();
-        const auto was_cancelled2 = co_await ends_cancelled(tasks[0]);
-        CHECK(was_cancelled2);
+        const auto first_cancelled = co_await ends_cancelled(tasks[0]);
+        CHECK(first_cancelled);
         holder.unlock();
         co_await tasks[1];
         co_await tasks[2];
@@ -132,8 +132,8 @@ TEST_CASE("mutex: a cancelled waiter never gets the lock and never loses it") {
         co_await yield();
         h2.unlock();  // ownership passes to `late`
         late.cancel();
-        const auto was_cancelled3 = co_await ends_cancelled(late);
-        CHECK(was_cancelled3);
+        const auto late_cancelled = co_await ends_cancelled(late);
+        CHECK(late_cancelled);
         CHECK(got.back() == 99);
         CHECK_FALSE(m.locked());
     }());
@@ -154,8 +154,8 @@ TEST_CASE("semaphore: limits concurrency, FIFO, and a cancelled waiter takes no 
             --inside;
         });
         tasks[4].cancel();
-        const auto was_cancelled4 = co_await ends_cancelled(tasks[4]);
-        CHECK(was_cancelled4);
+        const auto fifth_cancelled = co_await ends_cancelled(tasks[4]);
+        CHECK(fifth_cancelled);
         for (std::size_t i = 0; i < tasks.size(); ++i)
             if (i != 4) co_await tasks[i];
         CHECK(most == 2);
@@ -292,8 +292,8 @@ TEST_CASE("queue: cancelled waiters leave cleanly on both sides") {
         co_await q.push(1);
         auto pushers = co_await start_in_order(3, [&](int i) -> task<> { co_await q.push(10 + i); });
         pushers[1].cancel();
-        const auto was_cancelled6 = co_await ends_cancelled(pushers[1]);
-        CHECK(was_cancelled6);
+        const auto pusher_cancelled = co_await ends_cancelled(pushers[1]);
+        CHECK(pusher_cancelled);
         std::vector<int> got;
         for (int i = 0; i < 3; ++i) got.push_back(*co_await q.pop());
         co_await pushers[0];
@@ -306,8 +306,8 @@ TEST_CASE("queue: cancelled waiters leave cleanly on both sides") {
             CHECK(v == std::optional<int>(100 + (i == 0 ? 0 : 1)));
         });
         poppers[1].cancel();
-        const auto was_cancelled7 = co_await ends_cancelled(poppers[1]);
-        CHECK(was_cancelled7);
+        const auto popper_cancelled = co_await ends_cancelled(poppers[1]);
+        CHECK(popper_cancelled);
         co_await q.push(100);
         co_await q.push(101);
         co_await poppers[0];

@@ -1,6 +1,8 @@
 #pragma once
 // Helpers shared by the tests.
 
+#include <dirent.h>
+
 #include <chrono>
 #include <cstdlib>
 #include <string>
@@ -45,12 +47,6 @@ struct reports {
 inline double ms_since(clock::time_point t0) {
     return std::chrono::duration<double, std::milli>(clock::now() - t0).count();
 }
-
-}  // namespace test
-
-#include <dirent.h>
-
-namespace test {
 
 /// Open file descriptors of this process (a leak check: compare before and after).
 inline int fd_count() {
