@@ -1,0 +1,2 @@
+// Filled in by the commit that adds its cases.
+#include <catch2/catch.hpp>
