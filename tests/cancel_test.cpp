@@ -108,7 +108,7 @@ TEST_CASE("cancelling the awaiter of a spawned task's future cancels that task")
     CHECK(inner_cancelled);
 }
 
-TEST_CASE("shield lets the protected work finish; the cancel arrives at the next suspension point") {
+TEST_CASE("shield lets the protected work finish, and the cancel arrives at the next suspension point") {
     std::vector<std::string> trace;
     corio::run([&]() -> corio::task<> {
         auto f = corio::spawn([&]() -> corio::task<> {

@@ -27,7 +27,7 @@ TEST_CASE("a promise's value wakes every awaiter of its future") {
     CHECK(results == std::vector<int>{11, 11, 11});
 }
 
-TEST_CASE("a promise's exception reaches the awaiters; a dropped promise breaks its future") {
+TEST_CASE("a promise's exception reaches the awaiters, and a dropped promise breaks its future") {
     corio::run([]() -> corio::task<> {
         corio::promise<int> p;
         auto f = p.get_future();
