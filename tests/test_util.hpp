@@ -44,6 +44,17 @@ struct reports {
     }
 };
 
+/// Awaits f; true when it ended cancelled.
+template <class T>
+corio::task<bool> ends_cancelled(corio::future<T>& f) {
+    try {
+        co_await f;
+    } catch (const corio::cancelled_error&) {
+        co_return true;
+    }
+    co_return false;
+}
+
 inline double ms_since(clock::time_point t0) {
     return std::chrono::duration<double, std::milli>(clock::now() - t0).count();
 }

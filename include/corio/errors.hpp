@@ -2,18 +2,32 @@
 // The exceptions corio itself throws. Operating-system failures are reported as
 // std::system_error whose message names the operation.
 
+#include <exception>
 #include <stdexcept>
 #include <string>
 #include <system_error>
+#include <utility>
+#include <vector>
 
 namespace corio {
 
 /// Thrown at a suspension point of a task that was cancelled (asyncio's CancelledError),
 /// and by awaiting a cancelled future.
-class cancelled_error : public std::runtime_error {
+///
+/// Deliberately not a std::exception (asyncio made CancelledError a BaseException for the
+/// same reason, bpo-32528; glibc's abi::__forced_unwind and boost::thread_interrupted are
+/// the C++ precedents): ordinary error handling, `catch (const std::exception&)`, must not
+/// swallow a cancellation. Catch it by name to clean up, and rethrow it; `catch (...)`
+/// still sees it.
+class cancelled_error {
 public:
-    cancelled_error() : std::runtime_error("corio: operation cancelled") {}
-    explicit cancelled_error(const std::string& what) : std::runtime_error(what) {}
+    cancelled_error() noexcept = default;
+    /// `what` must outlive the exception (a string literal).
+    explicit cancelled_error(const char* what) noexcept : what_(what) {}
+    [[nodiscard]] const char* what() const noexcept { return what_; }
+
+private:
+    const char* what_ = "corio: operation cancelled";
 };
 
 /// Thrown by wait_for when the time runs out (the inner work has been cancelled and has ended).
@@ -28,6 +42,39 @@ public:
 class usage_error : public std::logic_error {
 public:
     using std::logic_error::logic_error;
+};
+
+/// Every failure of a task group, in the order they happened (asyncio's and trio's
+/// ExceptionGroup). Thrown by `with_task_group(body, group_errors::all)`; the default
+/// `with_task_group(body)` rethrows the first failure itself and reports the others.
+class exception_group : public std::exception {
+public:
+    explicit exception_group(std::vector<std::exception_ptr> errors) : errors_(std::move(errors)) {
+        what_ = "corio: " + std::to_string(errors_.size()) + (errors_.size() == 1 ? " error" : " errors") +
+                " in a task group";
+        const char* sep = ": ";
+        for (const auto& e : errors_) {
+            what_ += sep;
+            sep = "; ";
+            try {
+                std::rethrow_exception(e);
+            } catch (const std::exception& x) {
+                what_ += x.what();
+            } catch (...) {
+                what_ += "unknown exception";
+            }
+        }
+    }
+    [[nodiscard]] const char* what() const noexcept override { return what_.c_str(); }
+    /// The failures, first first.
+    [[nodiscard]] const std::vector<std::exception_ptr>& exceptions() const noexcept { return errors_; }
+    [[nodiscard]] std::size_t size() const noexcept { return errors_.size(); }
+    /// Rethrows the first failure as itself.
+    [[noreturn]] void rethrow_first() const { std::rethrow_exception(errors_.front()); }
+
+private:
+    std::vector<std::exception_ptr> errors_;
+    std::string what_;
 };
 
 /// corio's own I/O error codes, in std::system_error next to the errno ones:

@@ -116,6 +116,9 @@ inline void format_default_report(const exception_context& ctx) noexcept {
         } catch (const std::exception& e) {
             line += ": ";
             line += e.what();
+        } catch (const cancelled_error& e) {
+            line += ": ";
+            line += e.what();
         } catch (...) {
             line += ": unknown exception";
         }

@@ -179,8 +179,16 @@ public:
         event_loop* loop = current_loop();
         if (loop == nullptr || st_->loop() != loop)
             throw usage_error("corio: a future can only be awaited on the loop it belongs to");
-        if (!wait.begin(h, *loop)) return false;
+        wait.loop = loop;
+        if constexpr (std::is_base_of_v<promise_base, Promise>) wait.node = h.promise().node_;
+        wait.handle = h;
         st_->add_waiter(this);
+        if (wait.node != nullptr && wait.node->cancel_pending_) {
+            // A cancel pending as the await starts reaches the awaited work too, exactly as
+            // one that comes while we wait; the request stays pending until await_resume.
+            st_->cancel();  // a promise's future ends at once (and wakes us through the loop)
+            return true;
+        }
         wait.arm(&on_cancel, static_cast<sync_waiter*>(this));  // the context finish() disarms
         return true;
     }

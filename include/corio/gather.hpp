@@ -37,8 +37,10 @@ struct [[nodiscard]] gather_awaiter : group_awaiter_base<fixed_children<Ts...>> 
 
     std::tuple<non_void_t<Ts>...> await_resume() {
         auto& g = this->children.group;
-        g.check_cancelled_before_start();
-        if (g.first_failed != child_group::npos) g.rethrow(g.slots[g.first_failed].promise->exception_);
+        if (g.first_failed != child_group::npos) {
+            g.report_other_failures(g.first_failed, "gather: a further failure (the first was rethrown)");
+            g.rethrow(g.slots[g.first_failed].promise->exception_);
+        }
         return collect(std::index_sequence_for<Ts...>{});
     }
 
@@ -55,8 +57,10 @@ struct [[nodiscard]] gather_range_awaiter : group_awaiter_base<range_children<T>
 
     std::vector<non_void_t<T>> await_resume() {
         auto& g = this->children.group;
-        g.check_cancelled_before_start();
-        if (g.first_failed != child_group::npos) g.rethrow(g.slots[g.first_failed].promise->exception_);
+        if (g.first_failed != child_group::npos) {
+            g.report_other_failures(g.first_failed, "gather: a further failure (the first was rethrown)");
+            g.rethrow(g.slots[g.first_failed].promise->exception_);
+        }
         std::vector<non_void_t<T>> out;
         out.reserve(g.count);
         for (std::size_t i = 0; i < g.count; ++i) out.push_back(take_result<T>(this->children.promise(i)));
@@ -76,7 +80,6 @@ struct [[nodiscard]] gather_settled_awaiter : group_awaiter_base<fixed_children<
 
     std::tuple<outcome<Ts>...> await_resume() {
         auto& g = this->children.group;
-        g.check_cancelled_before_start();
         if (g.parent_cancelled) throw_cancelled(g.parent_node);
         return collect(std::index_sequence_for<Ts...>{});
     }
@@ -94,7 +97,6 @@ struct [[nodiscard]] gather_settled_range_awaiter : group_awaiter_base<range_chi
 
     std::vector<outcome<T>> await_resume() {
         auto& g = this->children.group;
-        g.check_cancelled_before_start();
         if (g.parent_cancelled) throw_cancelled(g.parent_node);
         std::vector<outcome<T>> out;
         out.reserve(g.count);

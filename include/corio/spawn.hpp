@@ -60,6 +60,15 @@ private:
     static void start(void* self) noexcept {
         auto* me = static_cast<spawn_state*>(static_cast<live_task*>(self));
         me->started_ = true;
+        if (me->cancel_pending_) {
+            // Cancelled before its first step: the body never runs (asyncio), the task ends
+            // cancelled. The frame sits at its initial suspend, so it can go at once.
+            me->finished_ = true;
+            me->task_ = task<T>();
+            me->future_state_base::cancel();
+            me->end().resume();  // a group's joiner, if this was its last child (else a no-op)
+            return;
+        }
         me->task_.handle().resume();
     }
 
@@ -73,8 +82,14 @@ private:
             } catch (const cancelled_error&) {
                 self->future_state_base::cancel();  // a task that let cancelled_error out ends cancelled
             } catch (...) {
-                self->set_exception(p.exception_);
+                self->set_exception(p.exception_);  // a failure is never hidden by a cancel
             }
+        } else if (self->cancel_pending_) {
+            // It returned with a cancel not yet delivered: it ends cancelled (asyncio's
+            // cancel-at-end), its value discarded. Waits that hand a value over (queue pop,
+            // semaphore, mutex) give it back instead when the cancel beat the resumption,
+            // so what is dropped here is only what the task itself returns.
+            self->future_state_base::cancel();
         } else {
             try {
                 if constexpr (std::is_void_v<T>)
@@ -85,13 +100,18 @@ private:
                 self->set_exception(std::current_exception());
             }
         }
-        event_loop* loop = self->loop();
-        loop->unlink_live(self);
         // The frame is still executing its final suspend: destroy it once the step unwinds.
-        loop->defer_destroy(self->task_.release());
+        self->loop()->defer_destroy(self->task_.release());
+        return self->end();
+    }
+
+    // The task has ended (its future is complete): leave the loop's list and the group,
+    // drop the loop's reference. Returns what to resume (a group's joiner, or nothing).
+    std::coroutine_handle<> end() noexcept {
+        this->loop()->unlink_live(this);
         std::coroutine_handle<> next = std::noop_coroutine();
-        if (self->group_ != nullptr) next = group_child_done(self->group_, *self, *self);
-        self->release();
+        if (group_ != nullptr) next = group_child_done(group_, *this, *this);
+        this->release();
         return next;
     }
 

@@ -2,7 +2,12 @@
 // task_group: structured concurrency. with_task_group(body) runs body(group); children
 // spawned into the group may not outlive it: leaving the scope waits for all of them.
 // The first child to fail cancels its siblings and the body, and is rethrown once
-// everything has ended. Cancelling the awaiting task cancels the children too.
+// everything has ended; a later failure (of a sibling, or of the body) is never dropped:
+// it goes to the loop's exception handler, or with group_errors::all every failure is
+// thrown together as a corio::exception_group (asyncio's and trio's ExceptionGroup).
+// Cancelling the awaiting task cancels the children too, and a cancel that came from
+// outside is never swallowed by the group: it still fires at the task's next suspension
+// point after the group has rethrown a child's failure.
 //
 //     co_await corio::with_task_group([&](corio::task_group& g) -> corio::task<> {
 //         g.spawn(download(a));
@@ -14,7 +19,9 @@
 #include <exception>
 #include <optional>
 #include <type_traits>
+#include <string>
 #include <utility>
+#include <vector>
 
 #include <corio/event_loop.hpp>
 #include <corio/future.hpp>
@@ -23,14 +30,30 @@
 
 namespace corio {
 
+/// What a task group throws when several of its tasks failed.
+enum class group_errors : std::uint8_t {
+    first,  ///< the first failure, as itself; the others go to the loop's exception handler
+    all,    ///< every failure, in order, as one corio::exception_group
+};
+
+class task_group;
+
 namespace detail {
+
+template <class F>
+auto run_task_group(F body, group_errors mode) -> task<await_result_t<std::invoke_result_t<F&, task_group&>>>;
 
 struct task_group_core {
     event_loop* loop = nullptr;
     task_node* owner = nullptr;  // the node running the body
     live_task* children = nullptr;
     std::size_t live = 0;
-    std::exception_ptr first_error;
+    struct failure {
+        std::exception_ptr error;
+        std::string task;  // whose (a child's name, or the body's task)
+        corio::source_location where{};
+    };
+    std::vector<failure> errors;  // children's and the body's, in order
     std::coroutine_handle<> joiner{};
     bool body_running = true;
     bool closed = false;
@@ -52,21 +75,37 @@ struct task_group_core {
         --live;
     }
     void cancel_children() noexcept {
-        for (live_task* t = children; t != nullptr; t = t->group_next_) t->cancel_once();
+        // Inside a cancelled scope the children are cancelled level-triggered too.
+        const bool sticky = owner != nullptr && owner->cancelled_sticky();
+        for (live_task* t = children; t != nullptr; t = t->group_next_) t->cancel_from_owner(sticky);
     }
 
-    static void on_join_cancel(void* self) noexcept { static_cast<task_group_core*>(self)->cancel_children(); }
+    static void on_join_cancel(void* self) noexcept {
+        auto* g = static_cast<task_group_core*>(self);
+        g->cancel_children();
+        g->owner->arm(&on_join_cancel, g);  // a later (level-triggered) cancel reaches them too
+    }
 };
 
 inline std::coroutine_handle<> group_child_done(task_group_core* g, future_state_base& child,
                                                 live_task& node) noexcept {
     g->unlink(&node);
-    if (child.state() == future_state_base::status::failed && !g->first_error) {
-        g->first_error = child.exception();  // retrieved: the group rethrows it
-        g->cancel_children();
-        if (g->body_running && g->owner != nullptr && !g->owner->cancel_pending_) {
-            g->injected_cancel = true;
-            g->owner->request_cancel();
+    if (child.state() == future_state_base::status::failed) {
+        const bool first = g->errors.empty();
+        std::exception_ptr e = child.exception();  // retrieved: the group rethrows or reports it
+        try {
+            g->errors.push_back({e, child.task_name(), child.task_location()});
+        } catch (...) {
+            // Out of memory keeping a second error: report it rather than lose it.
+            g->loop->report(exception_context{report_kind::unretrieved_exception, "task group: a further failure", e,
+                                              child.task_name(), child.task_location()});
+        }
+        if (first) {
+            g->cancel_children();
+            if (g->body_running && g->owner != nullptr) {
+                g->injected_cancel = true;
+                g->owner->request_cancel();  // withdrawn (uncancel) when the group ends
+            }
         }
     }
     if (g->live == 0 && g->joiner) {
@@ -121,7 +160,7 @@ public:
         auto* st = static_cast<detail::spawn_state<T>*>(fut.state_ptr());
         st->group_ = &core_;
         core_.link(st);
-        if (core_.first_error) st->cancel_once();  // a failing group starts no new work
+        if (!core_.errors.empty()) st->cancel_once();  // a failing group starts no new work: it never runs
         return fut;
     }
 
@@ -133,18 +172,24 @@ public:
 private:
     task_group() = default;
     template <class F>
-    friend auto with_task_group(F body) -> task<detail::await_result_t<std::invoke_result_t<F&, task_group&>>>;
+    friend auto detail::run_task_group(F body, group_errors mode)
+        -> task<detail::await_result_t<std::invoke_result_t<F&, task_group&>>>;
     detail::task_group_core core_;
 };
 
+namespace detail {
+
 template <class F>
-auto with_task_group(F body) -> task<detail::await_result_t<std::invoke_result_t<F&, task_group&>>> {
-    using R = detail::await_result_t<std::invoke_result_t<F&, task_group&>>;
+auto run_task_group(F body, group_errors mode) -> task<await_result_t<std::invoke_result_t<F&, task_group&>>> {
+    using R = await_result_t<std::invoke_result_t<F&, task_group&>>;
     task_group g;
-    g.core_.loop = &event_loop::current();
-    g.core_.owner = co_await detail::current_node_awaiter{};
-    std::exception_ptr body_error;
-    std::optional<detail::non_void_t<R>> result;
+    task_group_core& core = g.core_;
+    core.loop = &event_loop::current();
+    core.owner = co_await current_node_awaiter{};
+    task_node* owner = core.owner;
+    const std::uint32_t requests_at_start = owner != nullptr ? owner->cancel_requests_ : 0;
+    std::exception_ptr body_cancel;  // the body ended by a cancellation
+    std::optional<non_void_t<R>> result;
     try {
         if constexpr (std::is_void_v<R>) {
             co_await body(g);
@@ -152,22 +197,61 @@ auto with_task_group(F body) -> task<detail::await_result_t<std::invoke_result_t
         } else {
             result.emplace(co_await body(g));
         }
+    } catch (const cancelled_error&) {
+        body_cancel = std::current_exception();
+        core.cancel_children();
     } catch (...) {
-        body_error = std::current_exception();
-        g.core_.cancel_children();
+        // An error of the body is an error of the group, unless it is a child's failure
+        // the body awaited and let through (the group has it already).
+        std::exception_ptr e = std::current_exception();
+        bool known = false;
+        for (const auto& f : core.errors) known = known || f.error == e;
+        if (!known) core.errors.push_back({e, owner != nullptr ? owner->describe() : std::string(), {}});
+        core.cancel_children();
     }
-    g.core_.body_running = false;
-    co_await detail::join_awaiter{&g.core_};
-    g.core_.closed = true;
-    detail::task_node* owner = g.core_.owner;
-    if (g.core_.first_error) {
-        // The cancel we sent the body for this failure must not outlive the group.
-        if (g.core_.injected_cancel && owner != nullptr) owner->cancel_pending_ = false;
-        std::rethrow_exception(g.core_.first_error);
+    core.body_running = false;
+    co_await join_awaiter{&core};
+    core.closed = true;
+    // Withdraw the cancel we sent the body for a child's failure; any other request
+    // (from outside, while the group ran) is kept.
+    if (core.injected_cancel && owner != nullptr) owner->uncancel();
+    const bool outside_cancel = owner != nullptr && owner->cancel_requests_ > requests_at_start;
+    if (!core.errors.empty()) {
+        if (outside_cancel)
+            owner->cancel_pending_ = true;  // asyncio's uncancel + cancel: it fires at the next suspension point
+        else if (owner != nullptr && core.injected_cancel)
+            owner->clear_pending();  // ours, undelivered: it must not outlive the group
+        if (mode == group_errors::all) {
+            std::vector<std::exception_ptr> all;
+            all.reserve(core.errors.size());
+            for (auto& f : core.errors) all.push_back(f.error);
+            throw exception_group(std::move(all));
+        }
+        for (std::size_t i = 1; i < core.errors.size(); ++i)
+            core.loop->report(exception_context{report_kind::unretrieved_exception,
+                                                "task group: a further failure (the first was rethrown)",
+                                                core.errors[i].error, core.errors[i].task, core.errors[i].where});
+        std::rethrow_exception(core.errors.front().error);
     }
-    if (body_error) std::rethrow_exception(body_error);
-    if (owner != nullptr && owner->cancel_pending_) detail::throw_cancelled(owner);
+    if (body_cancel) std::rethrow_exception(body_cancel);
+    if (owner != nullptr && owner->cancel_pending_) throw_cancelled(owner);
     if constexpr (!std::is_void_v<R>) co_return std::move(*result);
+}
+
+}  // namespace detail
+
+/// Runs body(group) and waits for every child spawned into the group. The first failure
+/// is rethrown as itself; later ones go to the loop's exception handler.
+template <class F>
+auto with_task_group(F body) -> task<detail::await_result_t<std::invoke_result_t<F&, task_group&>>> {
+    return detail::run_task_group(std::move(body), group_errors::first);
+}
+
+/// The same; with group_errors::all every failure is thrown together as an exception_group.
+template <class F>
+auto with_task_group(F body, group_errors mode)
+    -> task<detail::await_result_t<std::invoke_result_t<F&, task_group&>>> {
+    return detail::run_task_group(std::move(body), mode);
 }
 
 }  // namespace corio

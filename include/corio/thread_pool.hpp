@@ -186,18 +186,34 @@ private:
     suspension wait_;
 };
 
+// The std::promise of run_coroutine_threadsafe. Satisfied by the bridge below; if the
+// bridge never ran (cancelled before its first step at loop shutdown), its destruction
+// fails the std::future with cancelled_error rather than broken_promise.
 template <class T>
-task<void> bridge_to_std_promise(task<T> t, std::promise<T> p) {
+struct std_promise_guard {
+    std::promise<T> p;
+    bool satisfied = false;
+    explicit std_promise_guard(std::promise<T> pr) noexcept : p(std::move(pr)) {}
+    std_promise_guard(std_promise_guard&& o) noexcept : p(std::move(o.p)), satisfied(std::exchange(o.satisfied, true)) {}
+    std_promise_guard& operator=(std_promise_guard&&) = delete;
+    ~std_promise_guard() {
+        if (!satisfied) p.set_exception(std::make_exception_ptr(cancelled_error()));
+    }
+};
+
+template <class T>
+task<void> bridge_to_std_promise(task<T> t, std_promise_guard<T> g) {
     try {
         if constexpr (std::is_void_v<T>) {
             co_await std::move(t);
-            p.set_value();
+            g.p.set_value();
         } else {
-            p.set_value(co_await std::move(t));
+            g.p.set_value(co_await std::move(t));
         }
     } catch (...) {
-        p.set_exception(std::current_exception());
+        g.p.set_exception(std::current_exception());
     }
+    g.satisfied = true;
 }
 
 }  // namespace detail
@@ -227,14 +243,16 @@ auto run_in(thread_pool& pool, F&& fn, Args&&... args) {
 }
 
 /// From any thread: runs the awaitable as a task on `loop`; the std::future gets its
-/// result (or exception, or cancelled_error if the loop cancels it while shutting down).
+/// result (or exception, or cancelled_error if the loop cancels it, or ends before it ran).
 template <class Awaitable>
 auto run_coroutine_threadsafe(event_loop& loop, Awaitable&& a) {
     using T = detail::await_result_t<detail::task_for_t<Awaitable>>;
     std::promise<T> p;
     std::future<T> f = p.get_future();
-    loop.call_soon_threadsafe([&loop, t = detail::make_task(static_cast<Awaitable&&>(a)), p = std::move(p)]() mutable {
-        loop.spawn(detail::bridge_to_std_promise<T>(std::move(t), std::move(p)),
+    // The guard travels with the work: if the loop drops it unrun, the future learns so.
+    loop.call_soon_threadsafe([&loop, t = detail::make_task(static_cast<Awaitable&&>(a)),
+                               g = detail::std_promise_guard<T>(std::move(p))]() mutable {
+        loop.spawn(detail::bridge_to_std_promise<T>(std::move(t), std::move(g)),
                    spawn_options{"run_coroutine_threadsafe"});
     });
     return f;

@@ -85,11 +85,19 @@ public:
     template <class Promise>
     bool await_suspend(std::coroutine_handle<Promise> h) {
         auto& g = children_.group;
+        if (timeout_.count() <= 0) {
+            // An expired deadline gives the same answer every time: the inner work starts
+            // cancelled, so it times out at its first suspension point (asyncio raises
+            // TimeoutError too), and returns its value only if it never suspends.
+            timed_out_ = true;
+            children_.slots[0].cancel_once();
+            return g.start(h, true);
+        }
         timer_.deadline = clock::now() + timeout_;  // the time runs from the start
         timer_.fire = &on_timeout;
         timer_.self = this;
         g.timer = &timer_;                    // removed by the group when the children end
-        if (!g.start(h, true)) return false;  // ended at once (or cancelled): no deadline to arm
+        if (!g.start(h, true)) return false;  // ended at once: no deadline to arm
         // Armed once the children wait: none of them can end before we return to the loop.
         g.loop->add_timer(timer_);
         return true;
@@ -97,7 +105,6 @@ public:
 
     T await_resume() {
         auto& g = children_.group;
-        g.check_cancelled_before_start();
         auto& p = children_.template promise<0>();
         if (p.exception_) {
             if (is_cancellation(p.exception_) && timed_out_ && !g.parent_cancelled) throw timeout_error();

@@ -28,8 +28,6 @@ struct [[nodiscard]] when_any_awaiter : group_awaiter_base<fixed_children<Ts...>
 
     /// A variant whose index() is the winner's position.
     result_type await_resume() {
-        auto& g = this->children.group;
-        g.check_cancelled_before_start();
         return pick(std::index_sequence_for<Ts...>{});
     }
 
@@ -38,6 +36,7 @@ private:
     result_type pick(std::index_sequence<I...>) {
         auto& g = this->children.group;
         const std::size_t w = g.first_done;
+        g.report_other_failures(w, "when_any: a cancelled loser failed");
         if (g.slots[w].failed()) g.rethrow(g.slots[w].promise->exception_);
         std::optional<result_type> out;
         ((I == w ? (void)out.emplace(std::in_place_index<I>, take_result<Ts>(this->children.template promise<I>()))
@@ -58,8 +57,8 @@ struct [[nodiscard]] when_any_range_awaiter : group_awaiter_base<range_children<
 
     when_any_result<T> await_resume() {
         auto& g = this->children.group;
-        g.check_cancelled_before_start();
         const std::size_t w = g.first_done;
+        g.report_other_failures(w, "when_any: a cancelled loser failed");
         if (g.slots[w].failed()) g.rethrow(g.slots[w].promise->exception_);
         return when_any_result<T>{w, take_result<T>(this->children.promise(w))};
     }

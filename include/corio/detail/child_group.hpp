@@ -58,7 +58,6 @@ struct child_group {
     std::size_t remaining = 0;
     std::size_t first_failed = npos;
     std::size_t first_done = npos;
-    bool cancelled_before_start = false;
     bool parent_cancelled = false;
     timer_entry* timer = nullptr;  // wait_for's deadline, removed when the children end
     event_loop* loop = nullptr;
@@ -76,18 +75,25 @@ struct child_group {
 
     /// Starts every child. Returns true when the parent must stay suspended.
     /// `cancellable`: the parent's cancel reaches the children (false for shield).
+    ///
+    /// A cancel already pending on the parent does not stop the children from starting:
+    /// they start cancelled, so each one's first suspension point throws, and a child
+    /// that awaits existing work (a future) cancels that work and waits for it. Nothing
+    /// the combinator was given is left running behind the caller's back.
     template <class Promise>
     bool start(std::coroutine_handle<Promise> h, bool cancellable) {
         loop = &event_loop::current();
         parent = h;
         if constexpr (std::is_base_of_v<promise_base, Promise>) parent_node = h.promise().node_;
-        if (cancellable && parent_node != nullptr && parent_node->take_pending_cancel()) {
-            cancelled_before_start = true;
-            return false;
-        }
         for (std::size_t i = 0; i < count; ++i) slots[i].parent_ = parent_node;
         remaining = count + 1;  // +1: no child may resume the parent while we are starting them
-        if (cancellable && parent_node != nullptr) parent_node->arm(&on_parent_cancel, this);
+        if (cancellable && parent_node != nullptr) {
+            if (parent_node->cancel_pending_) {
+                parent_cancelled = true;
+                cancel_others(npos, parent_node->cancelled_sticky());
+            }
+            parent_node->arm(&on_parent_cancel, this);
+        }
         for (std::size_t i = 0; i < count; ++i) slots[i].handle.resume();
         if (--remaining == 0) {
             finished();
@@ -96,9 +102,9 @@ struct child_group {
         return true;
     }
 
-    void cancel_others(std::size_t except) noexcept {
+    void cancel_others(std::size_t except, bool sticky = false) noexcept {
         for (std::size_t i = 0; i < count; ++i)
-            if (i != except) slots[i].cancel_once();
+            if (i != except) slots[i].cancel_from_owner(sticky);
     }
 
     /// Rethrows a child's failure; a cancellation caused by the parent's own cancel is
@@ -108,8 +114,14 @@ struct child_group {
         std::rethrow_exception(e);
     }
 
-    void check_cancelled_before_start() const {
-        if (cancelled_before_start) throw_cancelled(nullptr);
+    /// Failures other than the one rethrown (and other than cancellations) are never
+    /// dropped: each goes to the loop's exception handler.
+    void report_other_failures(std::size_t rethrown, const char* what) const noexcept {
+        for (std::size_t i = 0; i < count; ++i) {
+            if (i == rethrown || !slots[i].failed() || is_cancellation(slots[i].promise->exception_)) continue;
+            loop->report(exception_context{report_kind::unretrieved_exception, what, slots[i].promise->exception_,
+                                           parent_node != nullptr ? parent_node->describe() : std::string(), {}});
+        }
     }
 
 private:
@@ -121,7 +133,10 @@ private:
     static void on_parent_cancel(void* self) noexcept {
         auto* g = static_cast<child_group*>(self);
         g->parent_cancelled = true;
-        g->cancel_others(npos);
+        // A level-triggered parent (a cancelled scope) cancels its children the same way.
+        g->cancel_others(npos, g->parent_node->cancelled_sticky());
+        // Armed again: a cancel scope around us that fires later still reaches them.
+        g->parent_node->arm(&on_parent_cancel, g);
     }
 
     static std::coroutine_handle<> child_finished(task_node* n) noexcept {

@@ -5,6 +5,8 @@
 
 #include <coroutine>
 #include <cstdint>
+#include <memory>
+#include <stop_token>
 #include <string>
 #include <utility>
 
@@ -23,10 +25,18 @@ struct cancel_hook {
 struct task_node {
     cancel_hook hook_{};
     // A cancel request not yet delivered as cancelled_error. It survives a wait that
-    // completed before the cancel reached it, and fires at the next suspension point.
+    // completed before the cancel reached it, and fires at the next suspension point
+    // (or, for a spawned task, ends the task cancelled if it returns first).
     bool cancel_pending_ = false;
+    // Level-triggered (a cancel scope's body): once cancelled, every suspension point
+    // throws, delivery does not consume the request.
+    bool sticky_ = false;
     bool finished_ = false;
-    bool owner_cancelled_ = false;  // see cancel_once
+    bool owner_cancelled_ = false;  // see cancel_from_owner
+    // Cancel requests made and not withdrawn (asyncio's Task.cancelling()): a group or
+    // scope that swallows a cancel it sent withdraws it, and then sees whether any came
+    // from elsewhere.
+    std::uint32_t cancel_requests_ = 0;
     // Called by the final awaiter of the node's root coroutine; returns what to resume.
     std::coroutine_handle<> (*on_finish_)(task_node*) noexcept = nullptr;
     // Names are looked up through parents (a gather child reports its parent's name).
@@ -34,34 +44,81 @@ struct task_node {
     const std::string* name_ = nullptr;
     std::uint64_t id_ = 0;  // spawned tasks without a name are called "task-<id>"
     bool is_task_ = false;  // a spawned task (a live_task), not a combinator's child
+    // Made on demand by current_stop_token(); requested with the first cancel.
+    std::unique_ptr<std::stop_source> stop_;
+
+    task_node() = default;
+    task_node(const task_node&) = delete;
+    task_node& operator=(const task_node&) = delete;
 
     /// Asks the task to stop at its current (or next) suspension point.
     /// Returns false if the task has already finished.
     bool request_cancel() noexcept {
         if (finished_) return false;
+        ++cancel_requests_;
         cancel_pending_ = true;
         if (hook_.fn != nullptr) {
             cancel_hook h = std::exchange(hook_, cancel_hook{});
             h.fn(h.ctx);
         }
+        if (stop_ != nullptr) stop_->request_stop();
         return true;
     }
 
-    /// The cancel a combinator, group or shutting-down loop sends a child it abandons:
-    /// once only, so a child that caught it can await during its cleanup undisturbed.
-    void cancel_once() noexcept {
+    /// Withdraws one request (asyncio's Task.uncancel()); returns the requests left.
+    std::uint32_t uncancel() noexcept {
+        if (cancel_requests_ > 0) --cancel_requests_;
+        return cancel_requests_;
+    }
+
+    /// The cancel a combinator, group, scope or shutting-down loop sends a child it
+    /// abandons. Edge-triggered: once only, so a child that caught it can await during its
+    /// cleanup undisturbed. Level-triggered (`sticky`, a cancelled scope and everything
+    /// inside it): every later suspension point throws too.
+    void cancel_from_owner(bool sticky = false) noexcept {
+        if (sticky) {
+            if (sticky_) return;
+            sticky_ = true;
+            owner_cancelled_ = true;
+            request_cancel();
+            return;
+        }
         if (owner_cancelled_) return;
         owner_cancelled_ = true;
         request_cancel();
     }
+    void cancel_once() noexcept { cancel_from_owner(false); }
+
+    /// True when the node is cancelled level-triggered (its children inherit that).
+    [[nodiscard]] bool cancelled_sticky() const noexcept { return sticky_ && cancel_pending_; }
 
     /// Called by an awaiter about to suspend: true when a cancel is pending, which the
-    /// awaiter then delivers instead of suspending (the request is consumed).
-    bool take_pending_cancel() noexcept { return std::exchange(cancel_pending_, false); }
+    /// awaiter then delivers instead of suspending (the request is consumed, unless the
+    /// node is level-triggered).
+    bool take_pending_cancel() noexcept {
+        if (!cancel_pending_) return false;
+        if (!sticky_) cancel_pending_ = false;
+        return true;
+    }
+
+    /// Drops an undelivered request (a group withdrawing its own); a level-triggered
+    /// cancel stays.
+    void clear_pending() noexcept {
+        if (!sticky_) cancel_pending_ = false;
+    }
 
     void arm(void (*fn)(void*) noexcept, void* ctx) noexcept { hook_ = cancel_hook{fn, ctx}; }
     void disarm(const void* ctx) noexcept {
         if (hook_.ctx == ctx) hook_ = cancel_hook{};
+    }
+
+    /// A stop_token that is requested when this task is cancelled.
+    std::stop_token stop_token() {
+        if (stop_ == nullptr) {
+            stop_ = std::make_unique<std::stop_source>();
+            if (cancel_requests_ > 0) stop_->request_stop();
+        }
+        return stop_->get_token();
     }
 
     [[nodiscard]] std::string describe() const {
@@ -73,9 +130,10 @@ struct task_node {
     }
 };
 
-/// Delivers a cancellation at a suspension point: consumes the node's pending request.
+/// Delivers a cancellation at a suspension point: consumes the node's pending request
+/// (unless it is level-triggered).
 [[noreturn]] inline void throw_cancelled(task_node* node) {
-    if (node != nullptr) node->cancel_pending_ = false;
+    if (node != nullptr) node->clear_pending();
     throw cancelled_error();
 }
 

@@ -32,6 +32,14 @@ struct sync_waiter {
 
     /// Resumes the waiter; it has already been unlinked.
     void wake() noexcept { wait.wake(this); }
+
+    /// In await_resume of a wait that was handed something (a unit, an item, the mutex):
+    /// true when a cancel reached the task after the hand-off, before it resumed. The
+    /// awaiter then gives what it was handed to the next in line and throws, so that a
+    /// task ending cancelled never takes a value with it (asyncio hands it on too).
+    [[nodiscard]] bool cancelled_after_handoff() const noexcept {
+        return wait.node != nullptr && wait.node->cancel_pending_;
+    }
 };
 
 class waiter_list {

@@ -5,7 +5,8 @@
 //     co_await cv.wait(g, [&] { return ready; });
 //
 // wait() unlocks, sleeps until notified, and locks again before it returns, also when
-// it ends by cancellation (the guard always owns the mutex afterwards).
+// it ends by cancellation (the guard always owns the mutex afterwards). A waiter that is
+// cancelled after it was notified passes the notification on to the next waiter.
 
 #include <coroutine>
 
@@ -38,7 +39,13 @@ public:
             return true;
         }
 
-        void await_resume() const { wait.throw_if_cancelled(); }
+        void await_resume() const {
+            wait.throw_if_cancelled();
+            if (notified_ && cancelled_after_handoff()) {
+                cv_->notify_one();  // the notification goes on to the next waiter (asyncio 3.13)
+                throw_cancelled(wait.node);
+            }
+        }
 
     private:
         friend class condition_variable;
@@ -64,6 +71,7 @@ public:
         condition_variable* cv_;
         mutex::guard* g_;
         mutex* m_ = nullptr;
+        bool notified_ = false;
     };
 
     /// Unlocks g's mutex, waits for a notification, locks it again.
@@ -87,6 +95,7 @@ public:
 private:
     static void notified(detail::sync_waiter* w) noexcept {
         auto* me = static_cast<wait_awaiter*>(w);
+        me->notified_ = true;
         // Waiting for the mutex is not cancellable: a cancel from now on is delivered at
         // the task's next suspension point, once the guard owns the mutex again.
         if (me->wait.node != nullptr) me->wait.node->disarm(me);

@@ -55,6 +55,10 @@ public:
         /// Ownership was handed to us by unlock() if we were woken.
         guard await_resume() const {
             wait.throw_if_cancelled();
+            if (cancelled_after_handoff()) {
+                m_->unlock();  // ownership goes on to the next waiter
+                throw_cancelled(wait.node);
+            }
             return guard(*m_);
         }
 

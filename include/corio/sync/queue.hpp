@@ -4,6 +4,9 @@
 // - pop() drains what is left, then yields std::nullopt;
 // - push() (and every push waiting) throws std::system_error(io_errc::closed): the value
 //   was not taken, nothing is dropped silently.
+// A popper cancelled after an item was handed to it, before it resumed, gives the item on
+// (to the next popper, or the front of the queue) and throws cancelled_error. A pusher
+// whose value was taken keeps its success: the value is in the queue.
 
 #include <coroutine>
 #include <cstddef>
@@ -67,6 +70,10 @@ public:
         /// The oldest item, or std::nullopt once the queue is closed and empty.
         std::optional<T> await_resume() {
             wait.throw_if_cancelled();
+            if (slot_.has_value() && cancelled_after_handoff()) {
+                q_->give_back(*slot_);  // to the next popper, or the front of the queue
+                throw_cancelled(wait.node);
+            }
             return std::move(slot_);
         }
 
@@ -112,6 +119,13 @@ private:
         p->slot_.emplace(std::move(v));
         p->wake();
         return true;
+    }
+
+    // An item handed to a popper that was cancelled before it resumed: it goes to the
+    // next popper, or back to the front of the queue (possibly one over capacity for a
+    // while: nothing is dropped).
+    void give_back(T& v) {
+        if (!hand_to_popper(v)) items_.push_front(std::move(v));
     }
 
     bool store(T& v) {

@@ -1,7 +1,7 @@
 #pragma once
 // corio::semaphore (asyncio.Semaphore): `auto permit = co_await sem.acquire();` takes one
 // unit, given back when the permit is destroyed. A release hands the unit straight to
-// the oldest waiter.
+// the oldest waiter; a waiter cancelled after it was handed a unit gives it on.
 
 #include <coroutine>
 #include <cstddef>
@@ -52,6 +52,10 @@ public:
         }
         permit await_resume() const {
             wait.throw_if_cancelled();
+            if (cancelled_after_handoff()) {
+                s_->release();  // the unit goes on to the next waiter
+                throw_cancelled(wait.node);
+            }
             return permit(*s_);
         }
 
