@@ -4,6 +4,8 @@
 
 #include <catch2/catch.hpp>
 
+#include <algorithm>
+#include <future>
 #include <stdexcept>
 #include <string>
 #include <type_traits>

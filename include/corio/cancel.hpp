@@ -158,13 +158,18 @@ public:
             s.deadline_reached_ = true;
             s.cancel();
             s.loop_ = &loop;
+            g.timer = &s.timer_;  // a set_deadline() in the block is a no-op, nothing to remove
             return g.start(h, true);
         }
-        if (timed) g.timer = &s.timer_;  // removed by the group when the block ends
         s.loop_ = &loop;
-        if (!g.start(h, true)) return false;
-        if (timed && !s.cancel_called_) loop.add_timer(s.timer_);
-        return true;
+        if (timed) {
+            // Armed before the block starts, so that a set_deadline() in its first step
+            // moves this very entry; it cannot fire before we are back in the loop, and
+            // the group removes it when the block ends (also if it ends at once).
+            loop.add_timer(s.timer_);
+            g.timer = &s.timer_;
+        }
+        return g.start(h, true);
     }
 
     /// The block's value; nullopt (move_on) or timeout_error (fail) when the scope's own
@@ -282,17 +287,17 @@ auto open_cancel_scope(Awaitable&& a) {
 
 namespace detail {
 
+// Trivially destructible on purpose: GCC 12 may destroy a temporary inside a co_await
+// expression twice, so the token is made in await_resume, not held here.
 struct current_stop_token_awaiter {
-    std::stop_token token;
+    task_node* node = nullptr;
     static bool await_ready() noexcept { return false; }
     template <class Promise>
-    bool await_suspend(std::coroutine_handle<Promise> h) {
-        if constexpr (std::is_base_of_v<promise_base, Promise>) {
-            if (task_node* n = h.promise().node_; n != nullptr) token = n->stop_token();
-        }
+    bool await_suspend(std::coroutine_handle<Promise> h) noexcept {
+        if constexpr (std::is_base_of_v<promise_base, Promise>) node = h.promise().node_;
         return false;
     }
-    std::stop_token await_resume() noexcept { return std::move(token); }
+    [[nodiscard]] std::stop_token await_resume() const { return node != nullptr ? node->stop_token() : std::stop_token(); }
 };
 
 // What a stop callback may touch from another thread: only the loop's door. The rest is
