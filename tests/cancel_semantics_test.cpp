@@ -5,9 +5,12 @@
 #include <catch2/catch.hpp>
 
 #include <algorithm>
+#include <array>
+#include <atomic>
 #include <future>
 #include <stdexcept>
 #include <string>
+#include <thread>
 #include <type_traits>
 #include <vector>
 
@@ -562,4 +565,75 @@ TEST_CASE("run_coroutine_threadsafe work that the loop never ran reports cancell
     }
     CHECK_FALSE(ran);
     CHECK(cancelled);
+}
+
+TEST_CASE("a read that completed before the cancel reached its task keeps its bytes; the cancel fires next") {
+    corio::run([]() -> task<> {
+        auto listener = corio::net::tcp_listener::bind(corio::net::endpoint::loopback(0));
+        auto client = co_await corio::net::tcp_stream::connect(listener.local_endpoint());
+        auto server = co_await listener.accept();
+        std::array<char, 16> buf{};
+        bool reader_resumed = false;
+        std::size_t got = 0;
+        bool cancelled_next = false;
+        future<void> reader;
+        reader = corio::spawn([&]() -> task<> {
+            got = co_await server.read_some(buf);
+            reader_resumed = true;
+            try {
+                co_await corio::yield();
+            } catch (const cancelled_error&) {
+                cancelled_next = true;
+                throw;
+            }
+        });
+        co_await corio::yield();  // the read is in flight
+        // A task that stays in the ready queue sees the bytes land in the reader's buffer
+        // (the backend completes the read) before the reader itself is resumed.
+        bool cancelled_in_between = false;
+        auto watcher = corio::spawn([&]() -> task<> {
+            while (buf[0] == 0) co_await corio::yield();
+            if (!reader_resumed) cancelled_in_between = reader.cancel();
+        });
+        co_await client.write_all(corio::const_buffer("hello", 5));
+        co_await watcher;
+        const bool cancelled = co_await ends_cancelled(reader);
+        REQUIRE(cancelled_in_between);  // the race this test is about did happen
+        CHECK(got == 5);                // the bytes were not dropped
+        CHECK(std::string(buf.data(), got) == "hello");
+        CHECK(cancelled_next);  // and the cancel was not lost
+        CHECK(cancelled);
+    }());
+}
+
+TEST_CASE("a cancel that comes while a pool job runs waits for its result, then fires at the next suspension") {
+    corio::run([]() -> task<> {
+        std::atomic<bool> started{false};
+        std::atomic<bool> release{false};
+        int got = 0;
+        bool cancelled_next = false;
+        auto t = corio::spawn([&]() -> task<> {
+            auto job = [&] {
+                started = true;
+                while (!release) std::this_thread::sleep_for(1ms);
+                return 21;
+            };
+            got = co_await corio::to_thread(std::move(job));
+            try {
+                co_await corio::yield();
+            } catch (const cancelled_error&) {
+                cancelled_next = true;
+                throw;
+            }
+        });
+        while (!started) co_await corio::sleep(1ms);
+        CHECK(t.cancel());  // the job is running: it cannot be withdrawn
+        co_await corio::sleep(5ms);
+        CHECK_FALSE(t.done());  // the task waits for the job
+        release = true;
+        const bool cancelled = co_await ends_cancelled(t);
+        CHECK(got == 21);  // its result was kept
+        CHECK(cancelled_next);
+        CHECK(cancelled);
+    }());
 }

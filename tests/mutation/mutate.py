@@ -1,0 +1,266 @@
+#!/usr/bin/env python3
+"""Mutation check: does the suite notice when a promise of corio's is broken?
+
+Each mutation below is one small, named edit of a header that breaks one promise (a
+dropped pending-cancel check, a skipped unlink, an inverted race winner...). For each,
+the script copies include/ to a scratch directory, applies the edit there (the working
+tree is never touched), builds the test files that guard that promise against the copy,
+runs them, and reports whether the mutation was killed (a test failed, crashed or timed
+out) or survived (every test passed: a missing test).
+
+    tests/mutation/mutate.py            # every mutation
+    tests/mutation/mutate.py --short    # the short list CI runs
+    tests/mutation/mutate.py --only NAME_SUBSTRING
+
+Exit status: 0 when every mutation was killed, 1 when one survived or did not apply.
+"""
+
+import argparse
+import concurrent.futures
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+def m(name, path, find, replace, tests, short=False, backend="io_uring"):
+    return dict(name=name, path=path, find=find, replace=replace, tests=tests, short=short, backend=backend)
+
+
+CANCEL = ["cancel_test", "cancel_semantics_test"]
+SCOPES = ["cancel_scope_test"]
+GROUP = ["task_group_test", "cancel_semantics_test"]
+SYNC = ["sync_test", "cancel_semantics_test"]
+
+MUTATIONS = [
+    # The four of the original audit.
+    m("shield passes the cancel on to its inner work",
+      "include/corio/cancel.hpp",
+      "return children.group.start(h, false);", "return children.group.start(h, true);",
+      CANCEL, short=True),
+    m("wait_for throws timeout_error even when the inner work returned a value",
+      "include/corio/time.hpp",
+      "return p.take();  // the inner work finished first",
+      "if (timed_out_) throw timeout_error();\n        return p.take();  // the inner work finished first",
+      ["time_test", "cancel_semantics_test"], short=True),
+    m("an I/O result that beat the cancel is dropped",
+      "include/corio/detail/io_awaiter.hpp",
+      "        wait_.throw_if_cancelled();\n        if (result < 0) {",
+      "        wait_.throw_if_cancelled();\n        if (wait_.node != nullptr && wait_.node->cancel_pending_) throw_cancelled(wait_.node);\n"
+      "        if (result < 0) {",
+      ["cancel_semantics_test"], short=True),
+    m("a queue item handed to a popper that is then cancelled is lost",
+      "include/corio/sync/queue.hpp",
+      "q_->give_back(*slot_);  // to the next popper, or the front of the queue", "(void)0;",
+      SYNC, short=True),
+    # Cancellation core.
+    m("a delivered cancel is not consumed (the task cannot await during its cleanup)",
+      "include/corio/detail/task_node.hpp",
+      "    if (node != nullptr) node->clear_pending();\n    throw cancelled_error();",
+      "    (void)node;\n    throw cancelled_error();",
+      CANCEL),
+    m("a cancel of a suspended task does not call its hook",
+      "include/corio/detail/task_node.hpp",
+      "        if (hook_.fn != nullptr) {", "        if (false) {",
+      CANCEL),
+    m("a task cancelled before its first step runs anyway",
+      "include/corio/spawn.hpp",
+      "        if (me->cancel_pending_) {\n            // Cancelled before its first step",
+      "        if (false) {\n            // Cancelled before its first step",
+      CANCEL),
+    m("a task that returns with a cancel pending ends with its value",
+      "include/corio/spawn.hpp",
+      "} else if (self->cancel_pending_) {", "} else if (false) {",
+      CANCEL),
+    m("a pending cancel does not reach the awaited future",
+      "include/corio/future.hpp",
+      "            st_->cancel();  // a promise's future ends at once", "            // a promise's future ends at once",
+      CANCEL),
+    m("a combinator started with a cancel pending does not cancel its children",
+      "include/corio/detail/child_group.hpp",
+      "                cancel_others(npos, parent_node->cancelled_sticky());\n            }\n            parent_node->arm",
+      "            }\n            parent_node->arm",
+      CANCEL),
+    m("a yield does not deliver a pending cancel",
+      "include/corio/time.hpp",
+      "if (node_ != nullptr && node_->cancel_pending_) throw_cancelled(node_);", "(void)node_;",
+      CANCEL),
+    m("gather drops a second failure",
+      "include/corio/gather.hpp",
+      'g.report_other_failures(g.first_failed, "gather: a further failure (the first was rethrown)");\n'
+      '            g.rethrow(g.slots[g.first_failed].promise->exception_);\n        }\n        return collect',
+      'g.rethrow(g.slots[g.first_failed].promise->exception_);\n        }\n        return collect',
+      ["gather_test", "cancel_semantics_test"]),
+    m("when_any does not cancel the losers",
+      "include/corio/when_any.hpp",
+      "detail::group_policy::first);\n}\n\ntemplate <detail::awaitable_range Range>",
+      "detail::group_policy::settle);\n}\n\ntemplate <detail::awaitable_range Range>",
+      ["when_any_test"]),
+    m("wait_for with an expired deadline races the batch",
+      "include/corio/time.hpp",
+      "        if (timeout_.count() <= 0) {", "        if (false) {",
+      ["cancel_semantics_test"]),
+    # Task groups.
+    m("a task group does not withdraw the cancel it sent its body",
+      "include/corio/task_group.hpp",
+      "if (core.injected_cancel && owner != nullptr) owner->uncancel();", "(void)0;",
+      GROUP),
+    m("a task group forgets an outside cancel",
+      "include/corio/task_group.hpp",
+      "            owner->cancel_pending_ = true;  // asyncio's uncancel + cancel", "            (void)0;  //",
+      GROUP),
+    m("a task group drops the body's error",
+      "include/corio/task_group.hpp",
+      "if (!known) core.errors.push_back", "if (false) core.errors.push_back",
+      GROUP),
+    m("a task group drops its later errors",
+      "include/corio/task_group.hpp",
+      "        for (std::size_t i = 1; i < core.errors.size(); ++i)\n            core.loop->report(",
+      "        for (std::size_t i = 1; i < 1; ++i)\n            core.loop->report(",
+      GROUP),
+    # Scopes.
+    m("a cancel scope is edge-triggered",
+      "include/corio/detail/task_node.hpp",
+      "        if (!sticky_) cancel_pending_ = false;\n        return true;",
+      "        cancel_pending_ = false;\n        return true;",
+      SCOPES),
+    m("a cancel scope catches a cancel that is not its own",
+      "include/corio/cancel.hpp",
+      "scope_->cancel_called_ && !g.parent_cancelled", "scope_->cancel_called_",
+      SCOPES),
+    m("a level-triggered cancel does not reach the children of a gather inside the scope",
+      "include/corio/detail/child_group.hpp",
+      "g->cancel_others(npos, g->parent_node->cancelled_sticky());", "g->cancel_others(npos, false);",
+      SCOPES),
+    # Coordination primitives.
+    m("a semaphore unit handed to a cancelled waiter is lost",
+      "include/corio/sync/semaphore.hpp",
+      "s_->release();  // the unit goes on to the next waiter", "(void)0;",
+      SYNC),
+    m("a cancelled waiter stays in the waiter list",
+      "include/corio/detail/waiter_list.hpp",
+      "if (me->list != nullptr) me->list->remove(me);\n    me->wait.wake_cancelled();",
+      "me->wait.wake_cancelled();",
+      ["sync_test"]),
+    m("the mutex is not handed to the oldest waiter (barging)",
+      "include/corio/sync/mutex.hpp",
+      "            w->wake();  // locked_ stays true: ownership passes directly\n        else\n            locked_ = false;",
+      "            { locked_ = false; w->wake(); }\n        else\n            locked_ = false;",
+      ["sync_test"]),
+    m("a notification for a cancelled condition-variable waiter is lost",
+      "include/corio/sync/condition_variable.hpp",
+      "cv_->notify_one();  // the notification goes on", "(void)cv_;  // the notification goes on",
+      SYNC),
+    # Time.
+    m("equal deadlines fire out of order",
+      "include/corio/detail/timer_heap.hpp",
+      "return a.deadline < b.deadline || (a.deadline == b.deadline && a.seq < b.seq);",
+      "return a.deadline < b.deadline || (a.deadline == b.deadline && a.seq > b.seq);",
+      ["time_test"]),
+]
+
+
+def sh(cmd, **kw):
+    return subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, **kw)
+
+
+def compile_obj(src, out, include, extra):
+    cmd = ["g++", "-std=gnu++20", "-O0", "-g0", "-w", f"-I{include}"] + extra + ["-c", src, "-o", out]
+    r = sh(cmd)
+    if r.returncode != 0:
+        raise RuntimeError(f"compile failed: {' '.join(cmd)}\n{r.stdout[-3000:]}")
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--short", action="store_true", help="only the short list (CI)")
+    ap.add_argument("--only", default="", help="only mutations whose name contains this")
+    ap.add_argument("--timeout", type=int, default=120, help="seconds per test run")
+    ap.add_argument("--jobs", type=int, default=os.cpu_count() or 2)
+    args = ap.parse_args()
+
+    chosen = [x for x in MUTATIONS if (not args.short or x["short"]) and args.only in x["name"]]
+    if not chosen:
+        print("mutate: no mutation selected")
+        return 1
+    have_uring = sh(["pkg-config", "--exists", "liburing"]).returncode == 0
+    extra = ["-DCORIO_HAS_IO_URING=1"] if have_uring else []
+    libs = ["-luring"] if have_uring else []
+
+    work = tempfile.mkdtemp(prefix="corio-mutate-")
+    pool = concurrent.futures.ThreadPoolExecutor(max_workers=args.jobs)
+    try:
+        # Catch's main does not depend on the headers under test: built once.
+        main_o = os.path.join(work, "main.o")
+        compile_obj(os.path.join(ROOT, "tests", "main.cpp"), main_o, os.path.join(ROOT, "include"), extra)
+        # The baseline: unmutated, the same test files must pass, or a "kill" means nothing.
+        base = os.path.join(work, "base")
+        os.makedirs(base)
+        files = sorted({t for mu in chosen for t in mu["tests"]})
+        objs = [os.path.join(base, t + ".o") for t in files]
+        list(pool.map(lambda p: compile_obj(os.path.join(ROOT, "tests", p[0] + ".cpp"), p[1],
+                                            os.path.join(ROOT, "include"), extra), zip(files, objs)))
+        exe = os.path.join(base, "t")
+        r = sh(["g++", "-o", exe, main_o] + objs + libs + ["-pthread"])
+        if r.returncode != 0:
+            print(r.stdout[-2000:])
+            return 1
+        for backend in sorted({mu["backend"] if have_uring else "epoll" for mu in chosen}):
+            r = sh([exe], env=dict(os.environ, CORIO_BACKEND=backend), timeout=args.timeout * 3)
+            if r.returncode != 0:
+                print(f"mutate: the unmutated tests fail on {backend}; fix them first\n{r.stdout[-4000:]}")
+                return 1
+        print(f"mutate: baseline passes ({', '.join(files)})", flush=True)
+        results = []
+        for i, mu in enumerate(chosen, 1):
+            t0 = time.monotonic()
+            inc = os.path.join(work, f"m{i}", "include")
+            shutil.copytree(os.path.join(ROOT, "include"), inc)
+            target = os.path.join(inc, os.path.relpath(mu["path"], "include"))
+            text = open(target).read()
+            n = text.count(mu["find"])
+            if n != 1:
+                results.append((mu["name"], f"DID NOT APPLY (the text occurs {n} times in {mu['path']})"))
+                print(f"[{i}/{len(chosen)}] {mu['name']}: did not apply ({n} matches)", flush=True)
+                continue
+            open(target, "w").write(text.replace(mu["find"], mu["replace"]))
+            objs = [os.path.join(work, f"m{i}", t + ".o") for t in mu["tests"]]
+            try:
+                list(pool.map(lambda p: compile_obj(os.path.join(ROOT, "tests", p[0] + ".cpp"), p[1], inc, extra),
+                              zip(mu["tests"], objs)))
+            except RuntimeError as e:
+                results.append((mu["name"], "DID NOT BUILD"))
+                print(f"[{i}/{len(chosen)}] {mu['name']}: did not build\n{e}", flush=True)
+                continue
+            exe = os.path.join(work, f"m{i}", "t")
+            r = sh(["g++", "-o", exe, main_o] + objs + libs + ["-pthread"])
+            if r.returncode != 0:
+                results.append((mu["name"], "DID NOT LINK"))
+                print(r.stdout[-2000:])
+                continue
+            env = dict(os.environ, CORIO_BACKEND=mu["backend"] if have_uring else "epoll")
+            try:
+                r = sh([exe], env=env, timeout=args.timeout)
+                verdict = "survived" if r.returncode == 0 else f"killed (exit {r.returncode})"
+            except subprocess.TimeoutExpired:
+                verdict = f"killed (timed out after {args.timeout} s)"
+            results.append((mu["name"], verdict))
+            print(f"[{i}/{len(chosen)}] {mu['name']}: {verdict} ({time.monotonic() - t0:.0f} s)", flush=True)
+            shutil.rmtree(os.path.join(work, f"m{i}"), ignore_errors=True)
+    finally:
+        pool.shutdown()
+        shutil.rmtree(work, ignore_errors=True)
+
+    bad = [(n, v) for n, v in results if not v.startswith("killed")]
+    print(f"\nmutate: {len(results) - len(bad)} of {len(results)} mutations killed")
+    for n, v in bad:
+        print(f"  {v.upper()}: {n}")
+    return 1 if bad else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
