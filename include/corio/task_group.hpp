@@ -43,7 +43,7 @@ namespace detail {
 template <class F>
 auto run_task_group(F body, group_errors mode) -> task<await_result_t<std::invoke_result_t<F&, task_group&>>>;
 
-struct task_group_core {
+struct task_group_core : cancel_listener {
     event_loop* loop = nullptr;
     task_node* owner = nullptr;  // the node running the body
     live_task* children = nullptr;
@@ -58,12 +58,15 @@ struct task_group_core {
     bool body_running = true;
     bool closed = false;
     bool injected_cancel = false;  // we cancelled the body because a child failed
+    bool join_suspended = false;   // the join was a suspension point
+    bool had_children = false;     // its end is a checkpoint then (trio's nursery exit)
 
     void link(live_task* t) noexcept {
         t->group_next_ = children;
         if (children != nullptr) children->group_prev_ = t;
         children = t;
         ++live;
+        had_children = true;
     }
     void unlink(live_task* t) noexcept {
         if (t->group_prev_ != nullptr)
@@ -78,6 +81,12 @@ struct task_group_core {
         // Inside a cancelled scope the children are cancelled level-triggered too.
         const bool sticky = owner != nullptr && owner->cancelled_sticky();
         for (live_task* t = children; t != nullptr; t = t->group_next_) t->cancel_from_owner(sticky);
+    }
+
+    // The owner was cancelled level-triggered (a cancel scope around the group): the
+    // children are cancelled at once, even while the body waits in a shield.
+    static void on_owner_cancelled(cancel_listener* self) noexcept {
+        static_cast<task_group_core*>(self)->cancel_children();
     }
 
     static void on_join_cancel(void* self) noexcept {
@@ -131,6 +140,7 @@ struct join_awaiter {
     [[nodiscard]] bool await_ready() const noexcept { return g->live == 0; }
     void await_suspend(std::coroutine_handle<> h) noexcept {
         g->joiner = h;
+        g->join_suspended = true;
         if (g->owner != nullptr) {
             // An outer cancel, now or later, reaches the children; we still wait for them.
             if (g->owner->cancel_pending_) g->cancel_children();
@@ -188,6 +198,8 @@ auto run_task_group(F body, group_errors mode) -> task<await_result_t<std::invok
     core.owner = co_await current_node_awaiter{};
     task_node* owner = core.owner;
     const std::uint32_t requests_at_start = owner != nullptr ? owner->cancel_requests_ : 0;
+    core.fn = &task_group_core::on_owner_cancelled;
+    if (owner != nullptr) owner->push_listener(&core);
     std::exception_ptr body_cancel;  // the body ended by a cancellation
     std::optional<non_void_t<R>> result;
     try {
@@ -212,6 +224,7 @@ auto run_task_group(F body, group_errors mode) -> task<await_result_t<std::invok
     core.body_running = false;
     co_await join_awaiter{&core};
     core.closed = true;
+    if (owner != nullptr) owner->pop_listener(&core);
     // Withdraw the cancel we sent the body for a child's failure; any other request
     // (from outside, while the group ran) is kept.
     if (core.injected_cancel && owner != nullptr) owner->uncancel();
@@ -234,7 +247,11 @@ auto run_task_group(F body, group_errors mode) -> task<await_result_t<std::invok
         std::rethrow_exception(core.errors.front().error);
     }
     if (body_cancel) std::rethrow_exception(body_cancel);
-    if (owner != nullptr && owner->cancel_pending_) throw_cancelled(owner);
+    // A group that had children ends at a cancellation point (trio's nursery exit): a
+    // cancel pending now is delivered here. An empty group is not one: the cancel stays
+    // pending for the next suspension point.
+    if ((core.join_suspended || core.had_children) && owner != nullptr && owner->cancel_pending_)
+        throw_cancelled(owner);
     if constexpr (!std::is_void_v<R>) co_return std::move(*result);
 }
 

@@ -32,7 +32,7 @@ def m(name, path, find, replace, tests, short=False, backend="io_uring"):
 
 
 CANCEL = ["cancel_test", "cancel_semantics_test"]
-SCOPES = ["cancel_scope_test"]
+SCOPES = ["cancel_scope_test", "conformance_test"]
 GROUP = ["task_group_test", "cancel_semantics_test"]
 SYNC = ["sync_test", "cancel_semantics_test"]
 

@@ -22,8 +22,17 @@ struct cancel_hook {
     void* ctx = nullptr;
 };
 
+/// Told when its node is cancelled level-triggered (a task group whose body runs on the
+/// node: the scope's cancel reaches its children at once, whatever the body awaits).
+/// Listeners on one node nest (awaits in a node are sequential): a stack.
+struct cancel_listener {
+    void (*fn)(cancel_listener*) noexcept = nullptr;
+    cancel_listener* next = nullptr;
+};
+
 struct task_node {
     cancel_hook hook_{};
+    cancel_listener* listeners_ = nullptr;
     // A cancel request not yet delivered as cancelled_error. It survives a wait that
     // completed before the cancel reached it, and fires at the next suspension point
     // (or, for a spawned task, ends the task cancelled if it returns first).
@@ -61,8 +70,19 @@ struct task_node {
             cancel_hook h = std::exchange(hook_, cancel_hook{});
             h.fn(h.ctx);
         }
+        if (sticky_)
+            for (cancel_listener* l = listeners_; l != nullptr; l = l->next) l->fn(l);
         if (stop_ != nullptr) stop_->request_stop();
         return true;
+    }
+
+    void push_listener(cancel_listener* l) noexcept {
+        l->next = listeners_;
+        listeners_ = l;
+    }
+    void pop_listener(cancel_listener* l) noexcept {
+        if (listeners_ == l) listeners_ = l->next;
+        l->next = nullptr;
     }
 
     /// Withdraws one request (asyncio's Task.uncancel()); returns the requests left.
