@@ -221,8 +221,7 @@ TEST_CASE("a cancelled scope cancels a gather and a task group inside it, level-
         CHECK_FALSE(tg);
     }());
     std::sort(trace.begin(), trace.end());
-    CHECK(trace ==
-          std::vector<std::string>{"a cancelled twice", "b cancelled twice", "c cancelled twice"});
+    CHECK(trace == std::vector<std::string>{"a cancelled twice", "b cancelled twice", "c cancelled twice"});
 }
 
 TEST_CASE("wait_for stays edge-triggered: its inner work may await during cleanup") {

@@ -378,7 +378,7 @@ TEST_CASE("wait_for after its timeout fired: the inner value is returned and an 
             co_return v;
         });
         const bool cancelled = co_await ends_cancelled(t);
-        CHECK(got == 5);  // the inner work finished anyway: its value
+        CHECK(got == 5);   // the inner work finished anyway: its value
         CHECK(cancelled);  // and the outside cancel was not lost
     }());
 }
@@ -404,7 +404,10 @@ TEST_CASE("a task spawned into a failing group never runs") {
         bool threw = false;
         try {
             co_await corio::with_task_group([&](corio::task_group& g) -> task<> {
-                g.spawn([]() -> task<> { throw std::runtime_error("x"); co_return; });
+                g.spawn([]() -> task<> {
+                    throw std::runtime_error("x");
+                    co_return;
+                });
                 co_await corio::shield(corio::yield());  // the child fails meanwhile
                 g.spawn([&]() -> task<> {
                     late_ran = true;

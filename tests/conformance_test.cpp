@@ -887,8 +887,7 @@ TEST_CASE("a cancelled scope reaches every child of a gather and every leaf of n
 // while the group's body waits under a shield.
 // (A task group listens on its body's node for a level-triggered cancel, so the scope's
 // cancel reaches the children whatever the body waits on.)
-TEST_CASE("a scope cancelled while the group body is shielded still cancels the group's children",
-          "[conformance]") {
+TEST_CASE("a scope cancelled while the group body is shielded still cancels the group's children", "[conformance]") {
     corio::run([]() -> task<> {
         corio::event child_cancelled;
         bool timed_out = false;

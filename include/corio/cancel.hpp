@@ -297,7 +297,9 @@ struct current_stop_token_awaiter {
         if constexpr (std::is_base_of_v<promise_base, Promise>) node = h.promise().node_;
         return false;
     }
-    [[nodiscard]] std::stop_token await_resume() const { return node != nullptr ? node->stop_token() : std::stop_token(); }
+    [[nodiscard]] std::stop_token await_resume() const {
+        return node != nullptr ? node->stop_token() : std::stop_token();
+    }
 };
 
 // What a stop callback may touch from another thread: only the loop's door. The rest is

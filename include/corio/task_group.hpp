@@ -266,8 +266,7 @@ auto with_task_group(F body) -> task<detail::await_result_t<std::invoke_result_t
 
 /// The same; with group_errors::all every failure is thrown together as an exception_group.
 template <class F>
-auto with_task_group(F body, group_errors mode)
-    -> task<detail::await_result_t<std::invoke_result_t<F&, task_group&>>> {
+auto with_task_group(F body, group_errors mode) -> task<detail::await_result_t<std::invoke_result_t<F&, task_group&>>> {
     return detail::run_task_group(std::move(body), mode);
 }
 

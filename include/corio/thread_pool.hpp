@@ -194,7 +194,8 @@ struct std_promise_guard {
     std::promise<T> p;
     bool satisfied = false;
     explicit std_promise_guard(std::promise<T> pr) noexcept : p(std::move(pr)) {}
-    std_promise_guard(std_promise_guard&& o) noexcept : p(std::move(o.p)), satisfied(std::exchange(o.satisfied, true)) {}
+    std_promise_guard(std_promise_guard&& o) noexcept
+        : p(std::move(o.p)), satisfied(std::exchange(o.satisfied, true)) {}
     std_promise_guard& operator=(std_promise_guard&&) = delete;
     ~std_promise_guard() {
         if (!satisfied) p.set_exception(std::make_exception_ptr(cancelled_error()));

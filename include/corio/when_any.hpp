@@ -27,9 +27,7 @@ struct [[nodiscard]] when_any_awaiter : group_awaiter_base<fixed_children<Ts...>
     using result_type = std::variant<non_void_t<Ts>...>;
 
     /// A variant whose index() is the winner's position.
-    result_type await_resume() {
-        return pick(std::index_sequence_for<Ts...>{});
-    }
+    result_type await_resume() { return pick(std::index_sequence_for<Ts...>{}); }
 
 private:
     template <std::size_t... I>

@@ -119,8 +119,11 @@ struct child_group {
     void report_other_failures(std::size_t rethrown, const char* what) const noexcept {
         for (std::size_t i = 0; i < count; ++i) {
             if (i == rethrown || !slots[i].failed() || is_cancellation(slots[i].promise->exception_)) continue;
-            loop->report(exception_context{report_kind::unretrieved_exception, what, slots[i].promise->exception_,
-                                           parent_node != nullptr ? parent_node->describe() : std::string(), {}});
+            loop->report(exception_context{report_kind::unretrieved_exception,
+                                           what,
+                                           slots[i].promise->exception_,
+                                           parent_node != nullptr ? parent_node->describe() : std::string(),
+                                           {}});
         }
     }
 
