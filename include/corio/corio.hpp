@@ -1,6 +1,7 @@
 #pragma once
 // The whole public API of corio.
 
+#include <corio/as_completed.hpp>
 #include <corio/backend/backend.hpp>
 #include <corio/buffer.hpp>
 #include <corio/cancel.hpp>
