@@ -570,7 +570,7 @@ TEST_CASE("run_coroutine_threadsafe work that the loop never ran reports cancell
     CHECK(cancelled);
 }
 
-TEST_CASE("a read that completed before the cancel reached its task keeps its bytes; the cancel fires next") {
+TEST_CASE("a read that completed before the cancel reached its task keeps its bytes, and the cancel fires next") {
     corio::run([]() -> task<> {
         auto listener = corio::net::tcp_listener::bind(corio::net::endpoint::loopback(0));
         auto client = co_await corio::net::tcp_stream::connect(listener.local_endpoint());

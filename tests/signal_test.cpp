@@ -3,6 +3,8 @@
 #include <unistd.h>
 
 #include <csignal>
+#include <string>
+#include <system_error>
 #include <thread>
 
 #include "test_util.hpp"
@@ -64,20 +66,27 @@ TEST_CASE("signal: a wait is cancellable, and a bad signal number is an error") 
             timed_out = true;
         }
         CHECK(timed_out);
-        bool refused = false;
+        // The error names the operation and the signal number it was given.
+        std::error_code code;
+        std::string what;
         try {
             co_await corio::signal(SIGKILL);
         } catch (const std::system_error& e) {
-            refused = e.code() == std::errc::invalid_argument;
+            code = e.code();
+            what = e.what();
         }
-        CHECK(refused);
-        refused = false;
+        CHECK(code == std::errc::invalid_argument);
+        CHECK_THAT(what, Catch::Contains("signal(" + std::to_string(SIGKILL) + ")"));
+        code.clear();
+        what.clear();
         try {
-            co_await corio::signal(12345);
+            co_await corio::signal(SIGUSR1, 12345);
         } catch (const std::system_error& e) {
-            refused = e.code() == std::errc::invalid_argument;
+            code = e.code();
+            what = e.what();
         }
-        CHECK(refused);
+        CHECK(code == std::errc::invalid_argument);
+        CHECK_THAT(what, Catch::Contains("signal(12345)"));
     }());
     CHECK(fd_count() == fds);
 }

@@ -41,7 +41,7 @@ TEST_CASE("cancel_on: a stop requested from another thread cancels the work") {
     CHECK(threw);
 }
 
-TEST_CASE("cancel_on: a token already stopped cancels at the first suspension; an unstopped one changes nothing") {
+TEST_CASE("cancel_on: a token already stopped cancels at the first suspension, and an unstopped one changes nothing") {
     corio::run([]() -> task<> {
         std::stop_source stopped;
         stopped.request_stop();

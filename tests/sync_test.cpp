@@ -1,5 +1,6 @@
 #include <catch2/catch.hpp>
 
+#include <memory>
 #include <optional>
 #include <string>
 #include <system_error>
@@ -171,28 +172,59 @@ TEST_CASE("condition_variable: notify_one wakes the oldest, notify_all the rest,
         condition_variable cv;
         int ready = 0;
         std::vector<int> woke;
-        auto tasks = co_await start_in_order(3, [&](int i) -> task<> {
+        // wakeups[i]: how many times waiter i came back from a wait (the predicate runs once
+        // before the first wait, then once after each wake-up). A notify_one that woke more
+        // than one waiter shows here even when the predicate sends the others back to sleep.
+        std::vector<int> wakeups(4, 0);
+        std::vector<int> checks(4, 0);
+        auto tasks = co_await start_in_order(4, [&](int i) -> task<> {
             auto g = co_await m.lock();
-            co_await cv.wait(g, [&] { return ready > 0; });
+            co_await cv.wait(g, [&] {
+                CHECK(m.locked());
+                if (checks[i]++ > 0) ++wakeups[i];
+                return ready > 0;
+            });
             CHECK(m.locked());
             --ready;
             woke.push_back(i);
         });
+        // Every waiter has had the time to come back (and wait again) if it was woken.
+        auto settle = []() -> task<> {
+            for (int i = 0; i < 20; ++i) co_await yield();
+        };
+        co_await settle();
+        CHECK(checks == std::vector<int>{1, 1, 1, 1});
+        CHECK(wakeups == std::vector<int>{0, 0, 0, 0});
         {
             auto g = co_await m.lock();
             ready = 1;
             cv.notify_one();
         }
         co_await tasks[0];
+        co_await settle();
         CHECK(woke == std::vector<int>{0});
+        CHECK(wakeups == std::vector<int>{1, 0, 0, 0});
+        {
+            auto g = co_await m.lock();
+            ready = 1;
+            cv.notify_one();
+        }
+        co_await tasks[1];
+        co_await settle();
+        CHECK(woke == std::vector<int>{0, 1});
+        CHECK(wakeups == std::vector<int>{1, 1, 0, 0});
+        CHECK_FALSE(tasks[2].done());
+        CHECK_FALSE(tasks[3].done());
         {
             auto g = co_await m.lock();
             ready = 2;
             cv.notify_all();
         }
-        co_await tasks[1];
         co_await tasks[2];
-        CHECK(woke == std::vector<int>{0, 1, 2});
+        co_await tasks[3];
+        CHECK(woke == std::vector<int>{0, 1, 2, 3});
+        CHECK(wakeups == std::vector<int>{1, 1, 1, 1});
+        CHECK(ready == 0);
         CHECK_FALSE(m.locked());
     }());
 }
@@ -313,15 +345,55 @@ TEST_CASE("queue: cancelled waiters leave cleanly on both sides") {
 }
 
 TEST_CASE("primitives destroyed with tasks still waiting do not crash the shutdown") {
-    run([]() -> task<> {
-        auto e = std::make_unique<event>();
-        auto q = std::make_unique<queue<int>>(1);
-        spawn([&e]() -> task<> { co_await e->wait(); });
-        spawn([&q]() -> task<> { (void)co_await q->pop(); });
-        co_await yield();
-        e.reset();
-        q.reset();
-        // run() ends with both tasks still suspended: the loop cancels them.
-    }());
-    SUCCEED();
+    test::reports seen;
+    int started = 0;
+    int resumed = 0;    // a wait that returned as if the primitive had delivered
+    int cancelled = 0;  // a wait that ended with cancelled_error
+    int destroyed = 0;  // frames destroyed
+    struct on_destroy {
+        int* count;
+        ~on_destroy() { ++*count; }
+    };
+    run(
+        [&]() -> task<> {
+            auto e = std::make_unique<event>();
+            auto q = std::make_unique<queue<int>>(1);
+            spawn([&e, &started, &resumed, &cancelled, &destroyed]() -> task<> {
+                on_destroy d{&destroyed};
+                ++started;
+                try {
+                    co_await e->wait();
+                    ++resumed;
+                } catch (const cancelled_error&) {
+                    ++cancelled;
+                    throw;
+                }
+            });
+            spawn([&q, &started, &resumed, &cancelled, &destroyed]() -> task<> {
+                on_destroy d{&destroyed};
+                ++started;
+                try {
+                    auto v = co_await q->pop();
+                    ++resumed;
+                    (void)v;
+                } catch (const cancelled_error&) {
+                    ++cancelled;
+                    throw;
+                }
+            });
+            co_await yield();
+            CHECK(started == 2);
+            e.reset();
+            q.reset();
+            co_await yield();
+            CHECK(resumed == 0);  // destroying a primitive wakes nobody
+            CHECK(cancelled == 0);
+            // run() ends with both tasks still suspended: the loop cancels them.
+        }(),
+        seen.options());
+    CHECK(started == 2);
+    CHECK(resumed == 0);
+    CHECK(cancelled == 2);      // each left its wait by cancellation, touching no freed list
+    CHECK(destroyed == 2);      // and its frame was destroyed
+    CHECK(seen.items.empty());  // a cancellation is not an error to report
 }

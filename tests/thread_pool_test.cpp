@@ -1,9 +1,13 @@
 #include <catch2/catch.hpp>
 
 #include <atomic>
+#include <condition_variable>
 #include <future>
+#include <mutex>
+#include <set>
 #include <stdexcept>
 #include <thread>
+#include <vector>
 
 #include "test_util.hpp"
 
@@ -27,30 +31,112 @@ TEST_CASE("an exception thrown on the pool reaches the awaiting task") {
                       "pool failure");
 }
 
+namespace {
+
+// A rendezvous of `n` jobs: each arrives and waits (at most 10 s) until all n have;
+// true when they all met, which takes n threads running at once.
+class rendezvous {
+public:
+    explicit rendezvous(std::size_t n) : n_(n) {}
+    bool arrive_and_wait() {
+        std::unique_lock lock(m_);
+        if (++arrived_ == n_) cv_.notify_all();
+        return cv_.wait_for(lock, 10s, [&] { return arrived_ >= n_; });
+    }
+
+private:
+    std::mutex m_;
+    std::condition_variable cv_;
+    std::size_t n_;
+    std::size_t arrived_ = 0;
+};
+
+// Runs pool.size() (or `n`) jobs that meet at a rendezvous, so that each of the pool's
+// threads runs exactly one: the ids of all its threads.
+template <class Run>
+corio::task<std::set<std::thread::id>> thread_ids(std::size_t n, Run run_one) {
+    rendezvous meet(n);
+    std::mutex m;
+    std::set<std::thread::id> ids;
+    std::size_t met = 0;
+    std::vector<corio::task<>> jobs;
+    for (std::size_t i = 0; i < n; ++i)
+        jobs.push_back([](Run& run, rendezvous& r, std::mutex& mu, std::set<std::thread::id>& out,
+                          std::size_t& ok) -> corio::task<> {
+            co_await run([&] {
+                const bool all = r.arrive_and_wait();
+                std::lock_guard lock(mu);
+                out.insert(std::this_thread::get_id());
+                ok += all ? 1 : 0;
+            });
+        }(run_one, meet, m, ids, met));
+    co_await corio::gather(std::move(jobs));
+    CHECK(met == n);  // the n jobs ran at once
+    co_return ids;
+}
+
+}  // namespace
+
 TEST_CASE("run_in uses the given pool, whose threads run concurrently") {
     corio::thread_pool pool(4);
-    const auto t0 = clock::now();
+    const auto loop_thread = std::this_thread::get_id();
     corio::run([&]() -> corio::task<> {
-        auto block = [] { std::this_thread::sleep_for(100ms); };
-        co_await corio::gather(corio::run_in(pool, block), corio::run_in(pool, block), corio::run_in(pool, block),
-                               corio::run_in(pool, block));
+        auto on_default = [](auto fn) { return corio::to_thread(std::move(fn)); };
+        auto on_pool = [&pool](auto fn) { return corio::run_in(pool, std::move(fn)); };
+        // The default pool's threads, every one of them.
+        const std::set<std::thread::id> default_ids =
+            co_await thread_ids(corio::default_thread_pool().size(), on_default);
+        CHECK(default_ids.size() == corio::default_thread_pool().size());
+        // Four jobs through run_in(pool) meet at once: four threads, none of them the
+        // default pool's or the loop's.
+        const std::set<std::thread::id> pool_ids = co_await thread_ids(4, on_pool);
+        CHECK(pool_ids.size() == 4);
+        for (const auto& id : pool_ids) {
+            CHECK(default_ids.count(id) == 0);
+            CHECK(id != loop_thread);
+        }
+        // Later jobs run on those same four threads.
+        for (int i = 0; i < 8; ++i) {
+            const auto id = co_await corio::run_in(pool, [] { return std::this_thread::get_id(); });
+            CHECK(pool_ids.count(id) == 1);
+        }
+        CHECK(std::this_thread::get_id() == loop_thread);
     }());
-    CHECK(ms_since(t0) >= 100.0);
-    CHECK(ms_since(t0) < 350.0);  // one after another: 400 ms
 }
 
 TEST_CASE("cancelling a task whose job is still queued withdraws the job") {
     corio::thread_pool pool(1);
+    std::atomic<bool> busy_started{false};
+    std::atomic<bool> release{false};
+    std::atomic<bool> busy_finished{false};
     std::atomic<bool> second_ran{false};
     corio::run([&]() -> corio::task<> {
-        auto busy = corio::spawn(corio::run_in(pool, [] { std::this_thread::sleep_for(50ms); }));
+        // The pool's one thread is held by `busy` until the test releases it (at most
+        // 10 s, so that a broken withdraw fails instead of hanging).
+        auto busy = corio::spawn(corio::run_in(pool, [&] {
+            busy_started = true;
+            const auto until = clock::now() + 10s;
+            while (!release && clock::now() < until) std::this_thread::sleep_for(1ms);
+            busy_finished = true;
+            return 7;
+        }));
         auto queued = corio::spawn(corio::run_in(pool, [&] { second_ran = true; }));
-        co_await corio::sleep(5ms);
-        queued.cancel();
-        co_await corio::gather_settled(busy, queued);
-        CHECK(queued.cancelled());
-        CHECK(busy.done());
+        while (!busy_started) co_await corio::sleep(1ms);
+        CHECK(queued.cancel());
+        // The cancel ends the queued task while the job ahead of it still runs: the job
+        // was taken out of the queue, not left to run (or waited for).
+        const bool queued_cancelled = co_await ends_cancelled(queued);
+        CHECK(queued_cancelled);
+        CHECK_FALSE(busy.done());
+        CHECK_FALSE(busy_finished.load());
+        release = true;
+        const int busy_result = co_await busy;
+        CHECK(busy_result == 7);  // the running job was not disturbed
+        CHECK(busy_finished.load());
         CHECK_FALSE(busy.cancelled());
+        // The pool's thread is free again, and the withdrawn job never ran on it.
+        co_await corio::run_in(pool, [] {});
+        CHECK_FALSE(second_ran.load());
     }());
     CHECK_FALSE(second_ran.load());
 }

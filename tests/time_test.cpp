@@ -1,6 +1,8 @@
 #include <catch2/catch.hpp>
 #include <time.h>
 
+#include <chrono>
+#include <cstdint>
 #include <string>
 #include <vector>
 
@@ -35,19 +37,62 @@ TEST_CASE("timers fire in deadline order, and in the order they were set among e
     CHECK(order == std::vector<std::string>{"early", "equal-1", "equal-2", "equal-3", "late"});
 }
 
-TEST_CASE("100,000 gathered sleeps of 100 ms finish in well under a second") {
-    const auto t0 = clock::now();
-    const std::size_t n = corio::run([]() -> corio::task<std::size_t> {
+TEST_CASE("100,000 gathered sleeps wake in deadline order and none before its deadline") {
+    // Each sleep is set for a deadline at or after the moment it is set (up to 1 s later,
+    // on a 1 ms grid, so that many deadlines are equal). The loop is one thread: a timer
+    // set after another fired must have a later deadline than that one. So, however slow
+    // the machine, the wake-ups come in (deadline, order set) order, and each at or after
+    // its deadline. Nothing here depends on how fast the sleeps run. (Spread over a
+    // second, about 100 sleepers share a deadline: few enough that the loop wakes them
+    // within a fraction of a millisecond, so a timer fired early would show.)
+    constexpr int n = 100'000;
+    struct sleeper {
+        clock::time_point deadline;
+        std::uint64_t set_seq = 0;
+        clock::time_point woke;
+    };
+    std::vector<sleeper> s(n);
+    std::vector<int> wake_order;
+    wake_order.reserve(n);
+    std::uint64_t next_seq = 0;
+    const std::size_t done = corio::run([&]() -> corio::task<std::size_t> {
         std::vector<corio::task<>> sleeps;
-        sleeps.reserve(100'000);
-        for (int i = 0; i < 100'000; ++i) sleeps.push_back([]() -> corio::task<> { co_await corio::sleep(100ms); }());
-        auto done = co_await corio::gather(std::move(sleeps));
-        co_return done.size();
+        sleeps.reserve(n);
+        for (int i = 0; i < n; ++i)
+            sleeps.push_back([](sleeper& me, int id, std::vector<int>& order, std::uint64_t& seq) -> corio::task<> {
+                const auto d = std::chrono::milliseconds((id * 7919) % 1001);  // 0..1000 ms, scattered
+                me.deadline = std::chrono::ceil<std::chrono::milliseconds>(clock::now() + d);
+                me.set_seq = seq++;
+                co_await corio::sleep_until(me.deadline);
+                me.woke = clock::now();
+                order.push_back(id);
+            }(s[static_cast<std::size_t>(i)], i, wake_order, next_seq));
+        auto all = co_await corio::gather(std::move(sleeps));
+        co_return all.size();
     }());
-    const double ms = ms_since(t0);
-    CHECK(n == 100'000);
-    CHECK(ms >= 100.0);
-    CHECK(ms < 1000.0);
+    REQUIRE(done == n);
+    REQUIRE(wake_order.size() == static_cast<std::size_t>(n));
+    int early = 0;
+    for (const auto& x : s) early += x.woke < x.deadline ? 1 : 0;
+    CHECK(early == 0);
+    int out_of_order = 0;
+    int first_bad = -1;
+    for (std::size_t k = 1; k < wake_order.size(); ++k) {
+        const sleeper& a = s[static_cast<std::size_t>(wake_order[k - 1])];
+        const sleeper& b = s[static_cast<std::size_t>(wake_order[k])];
+        const bool ordered = a.deadline < b.deadline || (a.deadline == b.deadline && a.set_seq < b.set_seq);
+        if (!ordered && out_of_order++ == 0) first_bad = static_cast<int>(k);
+    }
+    INFO("first wake-up out of order: position " << first_bad);
+    CHECK(out_of_order == 0);
+    // The grid makes ties: many sleepers share each deadline (the tie order is checked).
+    std::size_t ties = 0;
+    for (std::size_t k = 1; k < wake_order.size(); ++k)
+        ties += s[static_cast<std::size_t>(wake_order[k - 1])].deadline ==
+                        s[static_cast<std::size_t>(wake_order[k])].deadline
+                    ? 1
+                    : 0;
+    CHECK(ties > static_cast<std::size_t>(n) / 2);
 }
 
 TEST_CASE("yield lets every other ready task run once") {

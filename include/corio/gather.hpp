@@ -80,7 +80,12 @@ struct [[nodiscard]] gather_settled_awaiter : group_awaiter_base<fixed_children<
 
     std::tuple<outcome<Ts>...> await_resume() {
         auto& g = this->children.group;
-        if (g.parent_cancelled) throw_cancelled(g.parent_node);
+        if (g.parent_cancelled) {
+            // The outcomes are not returned: a real failure among them is reported, not lost.
+            g.report_other_failures(child_group::npos,
+                                    "gather_settled: a failure not returned (the task was cancelled)");
+            throw_cancelled(g.parent_node);
+        }
         return collect(std::index_sequence_for<Ts...>{});
     }
 
@@ -97,7 +102,12 @@ struct [[nodiscard]] gather_settled_range_awaiter : group_awaiter_base<range_chi
 
     std::vector<outcome<T>> await_resume() {
         auto& g = this->children.group;
-        if (g.parent_cancelled) throw_cancelled(g.parent_node);
+        if (g.parent_cancelled) {
+            // The outcomes are not returned: a real failure among them is reported, not lost.
+            g.report_other_failures(child_group::npos,
+                                    "gather_settled: a failure not returned (the task was cancelled)");
+            throw_cancelled(g.parent_node);
+        }
         std::vector<outcome<T>> out;
         out.reserve(g.count);
         for (std::size_t i = 0; i < g.count; ++i) out.push_back(settle<T>(this->children.promise(i)));

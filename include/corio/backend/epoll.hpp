@@ -43,6 +43,13 @@ public:
 
     void submit(io_op& op) override {
         op.cancel_requested = false;
+        if (op.fd < 0) {
+            // A closed stream: the operation fails with EBADF under its own name, as the
+            // kernel makes it fail on io_uring.
+            op.result = -EBADF;
+            op.complete(&op);
+            return;
+        }
         fd_state& s = state_for(op.fd);
         // Try the syscall first; an edge-triggered fd that is ready already will not
         // report it again, so a poll on it checks now too.
