@@ -140,7 +140,6 @@ public:
     template <class Promise>
     bool await_suspend(std::coroutine_handle<Promise> h) {
         if (!wait_.begin(h)) return false;
-        remote_ = wait_.loop->remote_ref();
         pool_->submit(this);
         wait_.arm(&on_cancel, this);  // the completion reaches the loop only after we return
         return true;
@@ -163,11 +162,9 @@ private:
         } catch (...) {
             me->error_ = std::current_exception();
         }
-        // Our own reference to the loop's door: once pushed, the job may be resumed and
-        // its frame (and the loop) destroyed before push() has finished waking the loop,
-        // whose eventfd must stay open until then.
-        const std::shared_ptr<remote_queue> door = me->remote_;
-        door->push(me);
+        // The loop is running: it waits for this very job before it can finish (and its
+        // remote queue's close() waits for this push to have woken it).
+        me->wait_.loop->remote().push(me);
     }
 
     static void resume_on_loop(remote_item* item, bool) noexcept {
@@ -188,7 +185,6 @@ private:
     std::optional<std::conditional_t<std::is_void_v<result_type>, char, std::remove_cvref_t<result_type>>> result_;
     std::exception_ptr error_;
     suspension wait_;
-    std::shared_ptr<remote_queue> remote_;
 };
 
 // The std::promise of run_coroutine_threadsafe. Satisfied by the bridge below; if the

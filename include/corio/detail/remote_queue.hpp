@@ -8,6 +8,7 @@
 #include <cerrno>
 #include <cstdint>
 #include <system_error>
+#include <thread>
 
 #include <sys/eventfd.h>
 #include <unistd.h>
@@ -35,14 +36,22 @@ public:
     [[nodiscard]] int fd() const noexcept { return efd_; }
 
     /// Any thread. Returns false when the loop has closed the queue (the item was not taken).
+    /// Once the item is in, the loop may run it and be destroyed before the wake below:
+    /// close() waits for pushes in progress, so the eventfd outlives every wake.
     bool push(remote_item* item) noexcept {
-        remote_item* head = head_.load(std::memory_order_relaxed);
+        pushing_.fetch_add(1, std::memory_order_seq_cst);
+        remote_item* head = head_.load(std::memory_order_seq_cst);
+        bool taken = true;
         do {
-            if (head == closed()) return false;
+            if (head == closed()) {
+                taken = false;
+                break;
+            }
             item->next = head;
-        } while (!head_.compare_exchange_weak(head, item, std::memory_order_release, std::memory_order_relaxed));
-        if (head == nullptr) wake();
-        return true;
+        } while (!head_.compare_exchange_weak(head, item, std::memory_order_seq_cst, std::memory_order_seq_cst));
+        if (taken && head == nullptr) wake();
+        pushing_.fetch_sub(1, std::memory_order_release);  // the last touch of this queue
+        return taken;
     }
 
     void wake() noexcept {
@@ -76,7 +85,9 @@ public:
 
     /// Loop thread, at destruction: refuse further pushes and release what is queued.
     void close() noexcept {
-        remote_item* h = head_.exchange(closed(), std::memory_order_acq_rel);
+        remote_item* h = head_.exchange(closed(), std::memory_order_seq_cst);
+        // A push that got its item in before us may still be waking us: wait for it.
+        while (pushing_.load(std::memory_order_seq_cst) != 0) std::this_thread::yield();
         if (h == closed()) return;
         while (h != nullptr) {
             remote_item* next = h->next;
@@ -101,6 +112,7 @@ private:
     }
 
     std::atomic<remote_item*> head_{nullptr};
+    std::atomic<unsigned> pushing_{0};  // pushes in progress (see close)
     int efd_;
 };
 
