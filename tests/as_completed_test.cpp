@@ -19,17 +19,6 @@ corio::task<int> after(std::chrono::milliseconds d, int v) {
     co_return v;
 }
 
-// The message of an exception_ptr's exception.
-std::string message_of(const std::exception_ptr& e) {
-    try {
-        std::rethrow_exception(e);
-    } catch (const std::exception& x) {
-        return x.what();
-    } catch (...) {
-        return "?";
-    }
-}
-
 }  // namespace
 
 TEST_CASE("as_completed yields the results in completion order with their indices") {

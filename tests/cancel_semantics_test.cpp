@@ -339,13 +339,7 @@ TEST_CASE("with_task_group and group_errors::all: every failure in one exception
                     corio::group_errors::all);
             } catch (const corio::exception_group& eg) {
                 what = eg.what();
-                for (const auto& e : eg.exceptions()) {
-                    try {
-                        std::rethrow_exception(e);
-                    } catch (const std::exception& x) {
-                        messages.push_back(x.what());
-                    }
-                }
+                for (const auto& e : eg.exceptions()) messages.push_back(message_of(e));
             }
         }(),
         r.options());

@@ -45,16 +45,6 @@ task<> error_after(const char* text, std::chrono::milliseconds delay) {
     throw std::runtime_error(text);
 }
 
-std::string message_of(const std::exception_ptr& e) {
-    try {
-        std::rethrow_exception(e);
-    } catch (const std::exception& x) {
-        return x.what();
-    } catch (...) {
-        return "not a std::exception";
-    }
-}
-
 }  // namespace
 
 // ---------------------------------------------------------------------------------------

@@ -5,6 +5,7 @@
 
 #include <chrono>
 #include <cstdlib>
+#include <exception>
 #include <string>
 #include <vector>
 
@@ -43,6 +44,17 @@ struct reports {
         return n;
     }
 };
+
+/// The message of an exception_ptr's exception.
+inline std::string message_of(const std::exception_ptr& e) {
+    try {
+        std::rethrow_exception(e);
+    } catch (const std::exception& x) {
+        return x.what();
+    } catch (...) {
+        return "not a std::exception";
+    }
+}
 
 /// Awaits f; true when it ended cancelled.
 template <class T>

@@ -179,9 +179,7 @@ public:
         event_loop* loop = current_loop();
         if (loop == nullptr || st_->loop() != loop)
             throw usage_error("corio: a future can only be awaited on the loop it belongs to");
-        wait.loop = loop;
-        if constexpr (std::is_base_of_v<promise_base, Promise>) wait.node = h.promise().node_;
-        wait.handle = h;
+        wait.bind(h, *loop);
         st_->add_waiter(this);
         if (wait.node != nullptr && wait.node->cancel_pending_) {
             // A cancel pending as the await starts reaches the awaited work too, exactly as

@@ -17,6 +17,9 @@ namespace corio {
 
 namespace detail {
 
+inline constexpr const char* further_failure = "gather: a further failure (the first was rethrown)";
+inline constexpr const char* settled_not_returned = "gather_settled: a failure not returned (the task was cancelled)";
+
 template <class Children>
 struct group_awaiter_base {
     Children children;
@@ -37,10 +40,7 @@ struct [[nodiscard]] gather_awaiter : group_awaiter_base<fixed_children<Ts...>> 
 
     std::tuple<non_void_t<Ts>...> await_resume() {
         auto& g = this->children.group;
-        if (g.first_failed != child_group::npos) {
-            g.report_other_failures(g.first_failed, "gather: a further failure (the first was rethrown)");
-            g.rethrow(g.slots[g.first_failed].promise->exception_);
-        }
+        if (g.first_failed != child_group::npos) g.rethrow_reporting_others(g.first_failed, further_failure);
         return collect(std::index_sequence_for<Ts...>{});
     }
 
@@ -57,10 +57,7 @@ struct [[nodiscard]] gather_range_awaiter : group_awaiter_base<range_children<T>
 
     std::vector<non_void_t<T>> await_resume() {
         auto& g = this->children.group;
-        if (g.first_failed != child_group::npos) {
-            g.report_other_failures(g.first_failed, "gather: a further failure (the first was rethrown)");
-            g.rethrow(g.slots[g.first_failed].promise->exception_);
-        }
+        if (g.first_failed != child_group::npos) g.rethrow_reporting_others(g.first_failed, further_failure);
         std::vector<non_void_t<T>> out;
         out.reserve(g.count);
         for (std::size_t i = 0; i < g.count; ++i) out.push_back(take_result<T>(this->children.promise(i)));
@@ -80,12 +77,7 @@ struct [[nodiscard]] gather_settled_awaiter : group_awaiter_base<fixed_children<
 
     std::tuple<outcome<Ts>...> await_resume() {
         auto& g = this->children.group;
-        if (g.parent_cancelled) {
-            // The outcomes are not returned: a real failure among them is reported, not lost.
-            g.report_other_failures(child_group::npos,
-                                    "gather_settled: a failure not returned (the task was cancelled)");
-            throw_cancelled(g.parent_node);
-        }
+        if (g.parent_cancelled) g.throw_parent_cancel_reporting(settled_not_returned);
         return collect(std::index_sequence_for<Ts...>{});
     }
 
@@ -102,12 +94,7 @@ struct [[nodiscard]] gather_settled_range_awaiter : group_awaiter_base<range_chi
 
     std::vector<outcome<T>> await_resume() {
         auto& g = this->children.group;
-        if (g.parent_cancelled) {
-            // The outcomes are not returned: a real failure among them is reported, not lost.
-            g.report_other_failures(child_group::npos,
-                                    "gather_settled: a failure not returned (the task was cancelled)");
-            throw_cancelled(g.parent_node);
-        }
+        if (g.parent_cancelled) g.throw_parent_cancel_reporting(settled_not_returned);
         std::vector<outcome<T>> out;
         out.reserve(g.count);
         for (std::size_t i = 0; i < g.count; ++i) out.push_back(settle<T>(this->children.promise(i)));

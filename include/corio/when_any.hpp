@@ -21,6 +21,8 @@ struct when_any_result {
 
 namespace detail {
 
+inline constexpr const char* loser_failed = "when_any: a cancelled loser failed";
+
 template <class... Ts>
 struct [[nodiscard]] when_any_awaiter : group_awaiter_base<fixed_children<Ts...>> {
     using group_awaiter_base<fixed_children<Ts...>>::group_awaiter_base;
@@ -34,8 +36,7 @@ private:
     result_type pick(std::index_sequence<I...>) {
         auto& g = this->children.group;
         const std::size_t w = g.first_done;
-        g.report_other_failures(w, "when_any: a cancelled loser failed");
-        if (g.slots[w].failed()) g.rethrow(g.slots[w].promise->exception_);
+        g.rethrow_reporting_others(w, loser_failed);
         std::optional<result_type> out;
         ((I == w ? (void)out.emplace(std::in_place_index<I>, take_result<Ts>(this->children.template promise<I>()))
                  : void()),
@@ -56,8 +57,7 @@ struct [[nodiscard]] when_any_range_awaiter : group_awaiter_base<range_children<
     when_any_result<T> await_resume() {
         auto& g = this->children.group;
         const std::size_t w = g.first_done;
-        g.report_other_failures(w, "when_any: a cancelled loser failed");
-        if (g.slots[w].failed()) g.rethrow(g.slots[w].promise->exception_);
+        g.rethrow_reporting_others(w, loser_failed);
         return when_any_result<T>{w, take_result<T>(this->children.promise(w))};
     }
 };

@@ -114,6 +114,19 @@ struct child_group {
         std::rethrow_exception(e);
     }
 
+    /// Reports every real failure but child `which`'s, then rethrows that one's if it failed.
+    void rethrow_reporting_others(std::size_t which, const char* what) const {
+        report_other_failures(which, what);
+        if (slots[which].failed()) rethrow(slots[which].promise->exception_);
+    }
+
+    /// The parent was cancelled and the outcomes are not returned: their real failures
+    /// are reported, and the parent's cancel is delivered.
+    [[noreturn]] void throw_parent_cancel_reporting(const char* what) const {
+        report_other_failures(npos, what);
+        throw_cancelled(parent_node);
+    }
+
     /// Failures other than the one rethrown (and other than cancellations) are never
     /// dropped: each goes to the loop's exception handler.
     void report_other_failures(std::size_t rethrown, const char* what) const noexcept {

@@ -20,14 +20,20 @@ bool suspension::begin(std::coroutine_handle<Promise> h) {
 }
 
 template <class Promise>
-bool suspension::begin(std::coroutine_handle<Promise> h, event_loop& on) noexcept {
+void suspension::bind(std::coroutine_handle<Promise> h, event_loop& on) noexcept {
     loop = &on;
     if constexpr (std::is_base_of_v<promise_base, Promise>) node = h.promise().node_;
+    handle = h;
+}
+
+template <class Promise>
+bool suspension::begin(std::coroutine_handle<Promise> h, event_loop& on) noexcept {
+    bind(h, on);
     if (node != nullptr && node->take_pending_cancel()) {
         cancelled = true;
+        handle = {};  // not suspended
         return false;
     }
-    handle = h;
     return true;
 }
 

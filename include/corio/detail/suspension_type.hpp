@@ -27,6 +27,10 @@ struct suspension {
     /// The same, on a loop the caller has already looked up.
     template <class Promise>
     bool begin(std::coroutine_handle<Promise> h, event_loop& on) noexcept;
+    /// Records the loop, the task's node and the handle, leaving a pending cancel pending
+    /// (for an awaiter that hands it on to the work it awaits).
+    template <class Promise>
+    void bind(std::coroutine_handle<Promise> h, event_loop& on) noexcept;
 
     /// Once the wait is registered: a cancel of the task now calls fn(ctx).
     void arm(void (*fn)(void*) noexcept, void* ctx) const noexcept {
