@@ -52,8 +52,8 @@ public:
     }
     ~file() { close(); }
 
-    /// Opens path; a missing file, a denied one, a directory: std::system_error naming
-    /// the path.
+    /// Opens path; a missing file, a denied one, a directory (EISDIR, even for reading):
+    /// std::system_error naming the path.
     static task<file> open(std::string path, open_mode mode, mode_t permissions = 0644) {
         const int flags = open_flags(mode);
         int fd = -1;
@@ -68,14 +68,20 @@ public:
                 return f < 0 ? -errno : f;
             }));
         }
-        co_return file(fd, std::move(path));
+        // open(2) opens a directory for reading. The fd is owned before anything can throw;
+        // fstat on an open fd is metadata from memory, fine on the loop thread.
+        file f(fd, std::move(path));
+        struct stat st {};
+        if (::fstat(f.fd_, &st) < 0) throw f.error(errno, "fs::file::open");
+        if (S_ISDIR(st.st_mode)) throw f.error(EISDIR, "fs::file::open");
+        co_return f;
     }
 
     /// Up to buf.size bytes from offset; fewer only at the end of the file (0 there).
     task<std::size_t> read_at(mutable_buffer buf, std::uint64_t offset) const {
+        const std::int64_t at = to_off(offset, "fs::file::read_at");
         if (native()) {
-            detail::transfer_awaiter op(detail::io_kind::read, fd_, buf.data, buf.size, "fs::file::read_at", true,
-                                        to_off(offset));
+            detail::transfer_awaiter op(detail::io_kind::read, fd_, buf.data, buf.size, "fs::file::read_at", true, at);
             op.set_subject(path_.c_str());
             co_return co_await op;
         }
@@ -95,9 +101,9 @@ public:
 
     /// All of buf at offset (the file grows as needed).
     task<> write_at(const_buffer buf, std::uint64_t offset) const {
+        const std::int64_t at = to_off(offset, "fs::file::write_at");
         if (native()) {
-            detail::exact_awaiter op(detail::io_kind::write, fd_, buf.data, buf.size, "fs::file::write_at",
-                                     to_off(offset));
+            detail::exact_awaiter op(detail::io_kind::write, fd_, buf.data, buf.size, "fs::file::write_at", at);
             op.set_subject(path_.c_str());
             co_await op;
             co_return;
@@ -130,8 +136,7 @@ public:
     /// The file's size now (fstat: metadata, answered from the cache).
     [[nodiscard]] std::uint64_t size() const {
         struct stat st {};
-        if (::fstat(fd_, &st) < 0)
-            throw std::system_error(errno, std::system_category(), "corio: fs::file::size '" + path_ + "'");
+        if (::fstat(fd_, &st) < 0) throw error(errno, "fs::file::size");
         return static_cast<std::uint64_t>(st.st_size);
     }
 
@@ -162,10 +167,16 @@ private:
         return flags;
     }
 
-    static std::int64_t to_off(std::uint64_t offset) {
-        if (offset > static_cast<std::uint64_t>(INT64_MAX))
-            throw std::system_error(EINVAL, std::system_category(), "corio: fs::file: offset out of range");
+    // Checked on both backends alike (pread would say EINVAL too, io_uring's -1 would
+    // mean "the current position").
+    std::int64_t to_off(std::uint64_t offset, const char* what) const {
+        if (offset > static_cast<std::uint64_t>(INT64_MAX)) throw error(EINVAL, what);
         return static_cast<std::int64_t>(offset);
+    }
+
+    // Worded like io_awaiter's and pooled's errors: the errno, the operation, the path.
+    [[nodiscard]] std::system_error error(int code, const char* what) const {
+        return {code, std::system_category(), std::string("corio: ") + what + " '" + path_ + "'"};
     }
 
     // The epoll backend's way: the blocking call on the default pool; it returns a count
