@@ -246,6 +246,8 @@ public:
             else
                 detail::format_default_report(ctx);
         } catch (...) {
+            // Neither report may be lost: the one the handler failed on goes to stderr too.
+            detail::format_default_report(ctx);
             detail::format_default_report(exception_context{report_kind::callback_exception,
                                                             "the exception handler itself threw",
                                                             std::current_exception(),

@@ -9,6 +9,8 @@
 
 #include <cerrno>
 #include <chrono>
+#include <climits>
+#include <cstdint>
 #include <ctime>
 #include <string>
 #include <system_error>
@@ -20,8 +22,15 @@
 #include <unistd.h>
 
 #include <corio/backend/backend.hpp>
+#include <corio/config.hpp>
 
 namespace corio::detail {
+
+/// Test hook for the epoll_wait fallback. When set, each epoll_pwait2 call first asks it:
+/// a non-zero return is the errno the call fails with, without asking the kernel (ENOSYS
+/// plays a kernel before 5.11, EPERM a seccomp profile older than the syscall). One
+/// predictable branch per timed wait, next to a syscall.
+inline int (*epoll_pwait2_fault)() = nullptr;
 
 class epoll_backend final : public backend {
 public:
@@ -40,6 +49,9 @@ public:
     ~epoll_backend() override { ::close(epfd_); }
 
     [[nodiscard]] backend_kind kind() const noexcept override { return backend_kind::epoll; }
+    /// False once epoll_pwait2 has turned out to be missing (found at the first timed
+    /// wait): timeouts then go to epoll_wait, rounded up to whole milliseconds.
+    [[nodiscard]] bool precise_timeouts() const noexcept { return has_pwait2_; }
 
     void submit(io_op& op) override {
         op.cancel_requested = false;
@@ -117,8 +129,10 @@ public:
             ts.tv_sec = static_cast<time_t>(timeout.count() / 1'000'000'000);
             ts.tv_nsec = static_cast<long>(timeout.count() % 1'000'000'000);
             if (has_pwait2_) {
-                n = ::epoll_pwait2(epfd_, events, 128, &ts, nullptr);
-                if (n < 0 && errno == ENOSYS) {
+                n = pwait2(events, ts);
+                // ENOSYS: the kernel predates it; EPERM: a seccomp profile that does not
+                // know it (epoll_pwait2 itself never fails with EPERM).
+                if (n < 0 && (errno == ENOSYS || errno == EPERM)) {
                     has_pwait2_ = false;
                     n = wait_ms(events, timeout);
                 }
@@ -149,9 +163,22 @@ private:
         bool edge = false;             // attached for life, edge-triggered
     };
 
+    int pwait2(epoll_event* events, const timespec& ts) {
+        if (CORIO_UNLIKELY(epoll_pwait2_fault != nullptr)) {
+            if (const int e = epoll_pwait2_fault(); e != 0) {
+                errno = e;
+                return -1;
+            }
+        }
+        return ::epoll_pwait2(epfd_, events, 128, &ts, nullptr);
+    }
+
     int wait_ms(epoll_event* events, std::chrono::nanoseconds timeout) {
-        // Round up: a timer must never fire early.
-        const auto ms = (timeout.count() + 999'999) / 1'000'000;
+        // Round up: waking early costs the loop a busy spin to the deadline. Capped at
+        // INT_MAX ms (24.8 days): cast, a longer timeout would turn negative, "forever".
+        const std::int64_t ns = timeout.count();
+        std::int64_t ms = ns / 1'000'000 + (ns % 1'000'000 != 0 ? 1 : 0);
+        if (ms > INT_MAX) ms = INT_MAX;
         return ::epoll_wait(epfd_, events, 128, static_cast<int>(ms));
     }
 

@@ -22,18 +22,21 @@
 
 namespace corio::detail {
 
-/// Test hook: when set, io_uring setup fails with the errno it returns (e.g. EPERM, as
-/// in containers whose seccomp profile forbids io_uring).
-inline int (*uring_setup_fault)() = nullptr;
+/// Test hook for the setup fallback. When set, it is called before each io_uring_setup
+/// attempt with the flags about to be tried; a non-zero return is the errno that attempt
+/// fails with, without asking the kernel: EINVAL plays a kernel too old for those flags
+/// (the next set is tried), EPERM a container whose seccomp profile forbids io_uring.
+/// Read once per attempt, at loop creation only.
+inline int (*uring_setup_fault)(unsigned flags) = nullptr;
 
 class uring_backend final : public backend {
 public:
+    /// The kernel's limit on queue_depth (IORING_MAX_ENTRIES): above it, every set of
+    /// flags is refused with EINVAL.
+    static constexpr unsigned max_queue_depth = 32768;
+
     uring_backend(unsigned queue_depth, int wake_fd) : wake_fd_(wake_fd) {
         if (queue_depth == 0) queue_depth = 256;
-        if (uring_setup_fault != nullptr) {
-            const int e = uring_setup_fault();
-            if (e != 0) throw setup_error(e);
-        }
         // Newest flags first: SINGLE_ISSUER|DEFER_TASKRUN (6.1) runs completions only
         // when we wait, on our thread; COOP_TASKRUN (5.19) avoids IPIs; then plain.
         const unsigned flag_sets[] = {
@@ -43,21 +46,25 @@ public:
         };
         int rc = -EINVAL;
         for (unsigned flags : flag_sets) {
-            io_uring_params params{};
-            params.flags = flags;
-            rc = io_uring_queue_init_params(queue_depth, &ring_, &params);
+            rc = uring_setup_fault != nullptr ? -uring_setup_fault(flags) : 0;
+            if (rc == 0) {
+                io_uring_params params{};
+                params.flags = flags;
+                rc = io_uring_queue_init_params(queue_depth, &ring_, &params);
+            }
             if (rc == 0) {
                 flags_ = flags;
                 break;
             }
             if (rc != -EINVAL) break;  // EPERM, ENOMEM, ENOSYS: no other flag set will help
         }
-        if (rc != 0) throw setup_error(-rc);
+        if (rc != 0) throw setup_error(-rc, queue_depth);
         arm_wakeup();
     }
     ~uring_backend() override { io_uring_queue_exit(&ring_); }
 
     [[nodiscard]] backend_kind kind() const noexcept override { return backend_kind::io_uring; }
+    /// The IORING_SETUP_* flags the kernel accepted (0: plain); describe() names them.
     [[nodiscard]] unsigned setup_flags() const noexcept { return flags_; }
     [[nodiscard]] bool nonblocking_sockets() const noexcept override { return false; }
     [[nodiscard]] std::string describe() const {
@@ -164,9 +171,14 @@ private:
         io_uring_sqe_set_data64(sqe, user_data(op));
     }
 
-    static std::system_error setup_error(int e) {
+    static std::system_error setup_error(int e, unsigned queue_depth) {
         std::string why = "corio: io_uring backend: io_uring_setup failed";
-        if (e == EPERM || e == EACCES)
+        if (e == EINVAL && queue_depth > max_queue_depth)
+            why += " (queue_depth " + std::to_string(queue_depth) + " is above the kernel's limit of " +
+                   std::to_string(max_queue_depth) + ")";
+        else if (e == EINVAL)
+            why += " (the kernel refused every set of setup flags, plain ones too)";
+        else if (e == EPERM || e == EACCES)
             why += " (io_uring is forbidden here: a container's seccomp profile, or kernel.io_uring_disabled)";
         else if (e == ENOSYS)
             why += " (this kernel has no io_uring)";
