@@ -11,9 +11,9 @@
 
 #include <chrono>
 #include <cstdio>
-#include <cstdlib>
-#include <cstring>
 #include <thread>
+
+#include "cli.hpp"
 
 using steady = std::chrono::steady_clock;
 
@@ -71,11 +71,13 @@ double schedule(const char* title, corio::task<> (*plan)()) {
 }  // namespace
 
 int main(int argc, char** argv) {
-    for (int i = 1; i + 1 < argc; ++i)
-        if (std::strcmp(argv[i], "--hour-ms") == 0) hour = std::chrono::milliseconds(std::atol(argv[i + 1]));
-    std::printf("1 h lasts %lld ms\n\n", static_cast<long long>(hour.count()));
-    const double seq = schedule("One chore after another:", one_after_another);
-    const double ovl = schedule("Machines run while the hands work:", overlapped);
-    std::printf("sequential %.2f h, overlapped %.2f h: %.1fx faster\n", seq, ovl, seq / ovl);
-    return ovl < seq ? 0 : 1;
+    cli::command cmd("chores", "Machine time overlaps hands-on time for one worker: 3 h of chores in 1.5 h.");
+    cmd.flag("--hour-ms N", hour, "how long one hour lasts, in ms, up to a real hour", {.max = 3'600'000});
+    return cmd.run(argc, argv, [] {
+        std::printf("1 h lasts %lld ms\n\n", static_cast<long long>(hour.count()));
+        const double seq = schedule("One chore after another:", one_after_another);
+        const double ovl = schedule("Machines run while the hands work:", overlapped);
+        std::printf("sequential %.2f h, overlapped %.2f h: %.1fx faster\n", seq, ovl, seq / ovl);
+        return ovl < seq ? 0 : 1;
+    });
 }

@@ -5,6 +5,8 @@
 #include <chrono>
 #include <cstdio>
 
+#include "cli.hpp"
+
 using namespace std::chrono_literals;
 using steady = std::chrono::steady_clock;
 
@@ -30,9 +32,13 @@ double timed(const char* title, F body) {
     return s;
 }
 
-int main() {
-    const double conc = timed("concurrent (gather)", concurrently);
-    const double seq = timed("sequential", one_after_another);
-    std::printf("speedup: %.1fx\n", seq / conc);
-    return conc < seq ? 0 : 1;
+int main(int argc, char** argv) {
+    cli::command cmd("count",
+                     "Three coroutines print One, sleep 1 s, print Two: concurrently, then one after another.");
+    return cmd.run(argc, argv, [] {
+        const double conc = timed("concurrent (gather)", concurrently);
+        const double seq = timed("sequential", one_after_another);
+        std::printf("speedup: %.1fx\n", seq / conc);
+        return conc < seq ? 0 : 1;
+    });
 }

@@ -8,9 +8,10 @@
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
-#include <cstdlib>
 #include <string>
 #include <vector>
+
+#include "cli.hpp"
 
 using namespace corio;
 using clock_type = std::chrono::steady_clock;
@@ -55,18 +56,14 @@ task<int> main_task(net::endpoint ep, int connections, int messages, std::size_t
 }  // namespace
 
 int main(int argc, char** argv) {
-    try {
-        const auto ep = net::endpoint::parse(argc > 1 ? argv[1] : "127.0.0.1:7000");
-        const int connections = argc > 2 ? std::atoi(argv[2]) : 50;
-        const int messages = argc > 3 ? std::atoi(argv[3]) : 1000;
-        const auto size = static_cast<std::size_t>(argc > 4 ? std::atoi(argv[4]) : 128);
-        if (connections <= 0 || messages <= 0 || size == 0) {
-            std::fprintf(stderr, "usage: echo_client [host:port] [connections] [messages] [size]\n");
-            return 2;
-        }
-        return run(main_task(ep, connections, messages, size));
-    } catch (const std::exception& e) {
-        std::fprintf(stderr, "echo_client: %s\n", e.what());
-        return 1;
-    }
+    auto ep = net::endpoint::loopback(7000);
+    int connections = 50;
+    int messages = 1000;
+    std::size_t size = 128;
+    cli::command cmd("echo_client", "The echo server's load client: throughput and round-trip latency.");
+    cmd.arg("host:port", ep, "the echo server");
+    cmd.arg("connections", connections, "connections at once", {.min = 1});
+    cmd.arg("messages", messages, "messages per connection, one at a time", {.min = 1});
+    cmd.arg("size", size, "bytes per message", {.min = 1});
+    return cmd.run(argc, argv, [&] { return run(main_task(ep, connections, messages, size)); });
 }

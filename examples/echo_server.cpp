@@ -8,8 +8,9 @@
 #include <array>
 #include <csignal>
 #include <cstdio>
-#include <cstdlib>
-#include <string_view>
+#include <string>
+
+#include "cli.hpp"
 
 using namespace corio;
 using namespace std::chrono_literals;
@@ -59,25 +60,13 @@ task<> serve(std::uint16_t port) {
 }  // namespace
 
 int main(int argc, char** argv) {
-    const auto port = static_cast<std::uint16_t>(argc > 1 ? std::atoi(argv[1]) : 7000);
+    std::uint16_t port = 7000;
     loop_options options;
-    if (argc > 2) {
-        const std::string_view b = argv[2];
-        if (b == "epoll")
-            options.backend = backend_kind::epoll;
-        else if (b == "io_uring")
-            options.backend = backend_kind::io_uring;
-        else {
-            std::fprintf(stderr, "usage: echo_server [port] [io_uring|epoll]\n");
-            return 2;
-        }
-    }
-    block_signals(SIGINT, SIGTERM);
-    try {
+    cli::command cmd("echo_server", "An echo server; SIGINT or SIGTERM ends it cleanly.");
+    cmd.arg("port", port, "the port to listen on; 0: any free one, printed");
+    cmd.arg("backend", options.backend, "io_uring or epoll");
+    return cmd.run(argc, argv, [&] {
+        block_signals(SIGINT, SIGTERM);
         run(serve(port), options);
-    } catch (const std::exception& e) {
-        std::fprintf(stderr, "echo_server: %s\n", e.what());
-        return 1;
-    }
-    return 0;
+    });
 }

@@ -9,9 +9,10 @@
 #include <array>
 #include <chrono>
 #include <cstdio>
-#include <cstdlib>
 #include <string>
 #include <vector>
+
+#include "cli.hpp"
 
 using namespace corio;
 using namespace std::chrono_literals;
@@ -85,16 +86,10 @@ task<> main_task(int pages, int limit) {
 }  // namespace
 
 int main(int argc, char** argv) {
-    const int pages = argc > 1 ? std::atoi(argv[1]) : 100;
-    const int limit = argc > 2 ? std::atoi(argv[2]) : 20;
-    if (pages <= 0 || limit <= 0) {
-        std::fprintf(stderr, "usage: fetch_many [pages] [limit]\n");
-        return 2;
-    }
-    try {
-        run(main_task(pages, limit));
-    } catch (const std::exception& e) {
-        std::fprintf(stderr, "fetch_many: %s\n", e.what());
-        return 1;
-    }
+    int pages = 100;
+    int limit = 20;
+    cli::command cmd("fetch_many", "Pages from a server that takes 100 ms each: one by one, then with gather.");
+    cmd.arg("pages", pages, "how many pages", {.min = 1});
+    cmd.arg("limit", limit, "at most this many in flight", {.min = 1});
+    return cmd.run(argc, argv, [&] { run(main_task(pages, limit)); });
 }

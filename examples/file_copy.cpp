@@ -13,6 +13,8 @@
 #include <string>
 #include <vector>
 
+#include "cli.hpp"
+
 using namespace corio;
 using clock_type = std::chrono::steady_clock;
 
@@ -89,15 +91,35 @@ void make_source(const std::string& path, std::size_t bytes) {
     ::close(fd);
 }
 
+// Removes the files this run made, however it ends.
+struct temporary_files {
+    std::vector<std::string> paths;
+    ~temporary_files() {
+        for (const auto& p : paths) std::remove(p.c_str());
+    }
+};
+
 }  // namespace
 
 int main(int argc, char** argv) {
-    const std::string base = "/tmp/corio-file-copy-" + std::to_string(::getpid());
-    const bool made = argc < 2;
-    const std::string from = made ? base + ".src" : argv[1];
-    const std::string to = argc > 2 ? argv[2] : base + ".dst";
-    try {
-        if (made) make_source(from, 64u << 20);
+    std::string from;
+    std::string to;
+    cli::command cmd("file_copy", "A file copied with 8 read_at/write_at in flight, against a blocking loop.");
+    cmd.arg("source", from, "the file to copy (none: a 64 MiB file is made, then removed)");
+    cmd.arg("destination", to, "where to copy it (none: a temporary file, removed)");
+    return cmd.run(argc, argv, [&] {
+        const std::string base = "/tmp/corio-file-copy-" + std::to_string(::getpid());
+        temporary_files temporary;
+        if (from.empty()) {
+            from = base + ".src";
+            temporary.paths.push_back(from);
+            make_source(from, 64u << 20);
+        }
+        if (to.empty()) {
+            to = base + ".dst";
+            temporary.paths.push_back(to);
+        }
+        temporary.paths.push_back(to + ".blocking");
         auto t0 = clock_type::now();
         run(copy_async(from, to));
         const double async_s = std::chrono::duration<double>(clock_type::now() - t0).count();
@@ -110,12 +132,6 @@ int main(int argc, char** argv) {
                     async_ok ? "identical" : "DIFFERS");
         std::printf("blocking pread/pwrite loop:          %.3f s, copy %s\n", blocking_s,
                     blocking_ok ? "identical" : "DIFFERS");
-        if (made) std::remove(from.c_str());
-        if (argc < 3) std::remove(to.c_str());
-        std::remove((to + ".blocking").c_str());
         return async_ok && blocking_ok ? 0 : 1;
-    } catch (const std::exception& e) {
-        std::fprintf(stderr, "file_copy: %s\n", e.what());
-        return 1;
-    }
+    });
 }

@@ -4,6 +4,8 @@
 #include <chrono>
 #include <cstdio>
 
+#include "cli.hpp"
+
 using namespace std::chrono_literals;
 
 corio::task<> hello() {
@@ -16,4 +18,7 @@ corio::task<> hello() {
                 corio::to_string(corio::event_loop::current().backend()).data());
 }
 
-int main() { corio::run(hello()); }
+int main(int argc, char** argv) {
+    cli::command cmd("hello", "The smallest corio program: hello, a sleep of 1 s, world.");
+    return cmd.run(argc, argv, [] { corio::run(hello()); });
+}

@@ -1,17 +1,19 @@
-// An HTTP/1.1 server: keep-alive, a hello route and static files served with
-// fs::file, robust parsing with limits, timeouts for slow and idle clients, and a
-// graceful shutdown on SIGINT/SIGTERM (stop accepting, finish in-flight requests, exit 0).
+// An HTTP/1.1 server, hardened against clients that misbehave: keep-alive, a hello route
+// and static files served with fs::file; strict parsing (http_request.hpp); limits on
+// header size and body size; deadlines for an idle connection, for a request's headers,
+// for its whole body and for each write of the answer; and a bounded graceful shutdown on
+// SIGINT/SIGTERM (stop accepting, close idle connections, give in-flight requests the
+// drain time, then cancel them; a second signal cancels them at once; exit 0).
 //
-//     http_server [--port N] [--root DIR] [--idle-ms N] [--header-ms N] [--backend io_uring|epoll]
+//     http_server --help      every option, with its default (http::limits)
 //
 //     GET /               200 "Hello, world!"
-//     GET /static/<name>  the file <root>/<name>; 404 if missing
+//     GET /static/<name>  the file <root>/<name>; 404 if missing or not a regular file
 //     anything else       404 (405 for methods other than GET and HEAD)
 
 #include <corio/corio.hpp>
 
 #include <array>
-#include <cctype>
 #include <charconv>
 #include <csignal>
 #include <cstring>
@@ -21,6 +23,9 @@
 #include <string>
 #include <string_view>
 
+#include "cli.hpp"
+#include "http_request.hpp"
+
 using namespace corio;
 using namespace std::chrono_literals;
 
@@ -29,98 +34,9 @@ namespace {
 struct config {
     std::uint16_t port = 8080;
     std::string root = ".";
-    std::chrono::milliseconds idle{5000};     // waiting for the next request on a kept-alive connection
-    std::chrono::milliseconds header{10000};  // from a request's first byte to its last header line
+    http::limits lim;
     backend_kind backend = backend_kind::automatic;
 };
-
-constexpr std::size_t max_header_bytes = 8192;
-constexpr std::size_t max_body_bytes = 1 << 20;
-
-struct request {
-    std::string_view method;
-    std::string_view target;
-    bool keep_alive = true;
-    std::size_t content_length = 0;
-};
-
-// Why a request cannot be served: the status to answer with, then close.
-struct http_error {
-    int status;
-    const char* reason;
-};
-
-bool is_token(std::string_view s) {
-    if (s.empty()) return false;
-    for (unsigned char c : s)
-        if (c <= 32 || c >= 127 ||
-            std::string_view("()<>@,;:\\\"/[]?={}").find(static_cast<char>(c)) != std::string_view::npos)
-            return false;
-    return true;
-}
-
-bool iequals(std::string_view a, std::string_view b) {
-    if (a.size() != b.size()) return false;
-    for (std::size_t i = 0; i < a.size(); ++i)
-        if (std::tolower(static_cast<unsigned char>(a[i])) != std::tolower(static_cast<unsigned char>(b[i])))
-            return false;
-    return true;
-}
-
-std::string_view trim(std::string_view s) {
-    while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
-    while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
-    return s;
-}
-
-// Parses the head (request line and headers, without the final blank line).
-request parse_head(std::string_view head) {
-    const http_error bad{400, "Bad Request"};
-    const auto line_end = head.find("\r\n");
-    const std::string_view line = head.substr(0, line_end);
-    const auto sp1 = line.find(' ');
-    const auto sp2 = line.find(' ', sp1 + 1);
-    if (sp1 == std::string_view::npos || sp2 == std::string_view::npos) throw bad;
-    request r;
-    r.method = line.substr(0, sp1);
-    r.target = line.substr(sp1 + 1, sp2 - sp1 - 1);
-    const std::string_view version = line.substr(sp2 + 1);
-    if (!is_token(r.method) || r.target.empty() || r.target.front() != '/') throw bad;
-    for (unsigned char c : r.target)
-        if (c <= 32 || c >= 127) throw bad;
-    if (version == "HTTP/1.1")
-        r.keep_alive = true;
-    else if (version == "HTTP/1.0")
-        r.keep_alive = false;
-    else
-        throw bad;
-    bool have_length = false;
-    std::string_view rest = line_end == std::string_view::npos ? std::string_view{} : head.substr(line_end + 2);
-    while (!rest.empty()) {
-        const auto end = rest.find("\r\n");
-        const std::string_view h = rest.substr(0, end);
-        rest = end == std::string_view::npos ? std::string_view{} : rest.substr(end + 2);
-        const auto colon = h.find(':');
-        if (colon == std::string_view::npos || !is_token(h.substr(0, colon))) throw bad;
-        const std::string_view name = h.substr(0, colon);
-        const std::string_view value = trim(h.substr(colon + 1));
-        if (iequals(name, "content-length")) {
-            std::size_t n = 0;
-            auto [p, ec] = std::from_chars(value.data(), value.data() + value.size(), n);
-            if (value.empty() || ec != std::errc{} || p != value.data() + value.size()) throw bad;
-            if (have_length && n != r.content_length) throw bad;
-            if (n > max_body_bytes) throw http_error{413, "Content Too Large"};
-            r.content_length = n;
-            have_length = true;
-        } else if (iequals(name, "transfer-encoding")) {
-            throw http_error{501, "Not Implemented"};
-        } else if (iequals(name, "connection")) {
-            if (iequals(value, "close")) r.keep_alive = false;
-            if (iequals(value, "keep-alive")) r.keep_alive = true;
-        }
-    }
-    return r;
-}
 
 std::string response_head(int status, const char* reason, std::size_t length, std::string_view type, bool keep_alive) {
     std::string h = "HTTP/1.1 " + std::to_string(status) + " " + reason +
@@ -142,7 +58,7 @@ std::string_view content_type(std::string_view path) {
     return "application/octet-stream";
 }
 
-// The open connections, so that shutdown can end the idle ones.
+// The open connections, so that shutdown can end the idle ones and knows when all are gone.
 struct connection_registry {
     struct entry {
         net::tcp_stream* stream;
@@ -153,6 +69,7 @@ struct connection_registry {
     entry* head = nullptr;
     bool stopping = false;
     std::size_t count = 0;
+    event all_closed;  // set once stopping and no connection is left
 
     void add(entry& e) {
         e.next = head;
@@ -163,20 +80,30 @@ struct connection_registry {
     void remove(entry& e) {
         (e.prev != nullptr ? e.prev->next : head) = e.next;
         if (e.next != nullptr) e.next->prev = e.prev;
-        --count;
+        if (--count == 0 && stopping) all_closed.set();
     }
     // Idle connections see end of stream at once; busy ones finish their request first.
     void stop() {
         stopping = true;
         for (entry* e = head; e != nullptr; e = e->next)
             if (!e->busy) e->stream->shutdown(net::shutdown_how::receive);
+        if (count == 0) all_closed.set();
     }
 };
+
+using steady = std::chrono::steady_clock;
+
+// What is left of a deadline, as wait_for takes it; a deadline already passed times out.
+std::chrono::milliseconds left_until(steady::time_point deadline) {
+    const auto left = std::chrono::ceil<std::chrono::milliseconds>(deadline - steady::now());
+    if (left <= 0ms) throw timeout_error();
+    return left;
+}
 
 class connection {
 public:
     connection(net::tcp_stream s, const config& cfg, connection_registry& reg)
-        : s_(std::move(s)), cfg_(cfg), reg_(reg) {
+        : s_(std::move(s)), cfg_(cfg), lim_(cfg.lim), reg_(reg), buf_(lim_.max_header_bytes, '\0') {
         me_.stream = &s_;
         reg_.add(me_);
     }
@@ -187,65 +114,66 @@ public:
             while (!reg_.stopping && co_await serve_one()) {
             }
         } catch (const timeout_error&) {
-            // idle or slow client: just close
+            // idle, slow or not reading: just close
         } catch (const std::system_error&) {
             // reset by the peer and the like: nothing to answer
         }
     }
 
 private:
-    // Reads more into buf_, within the deadline; false at end of stream.
+    // Reads more into buf_ before the deadline; false at end of stream.
     task<bool> fill(std::chrono::milliseconds limit) {
-        if (buf_.size() - used_ == 0) co_return true;
         const std::size_t n =
             co_await wait_for(s_.read_some(mutable_buffer(buf_.data() + used_, buf_.size() - used_)), limit);
         used_ += n;
         co_return n > 0;
     }
 
+    // Every write of a response must be done within lim_.write: a client that stops
+    // reading fills the socket buffers, and is then cut off instead of holding on.
+    task<> write(const_buffer b) { co_await wait_for(s_.write_all(b), lim_.write); }
+
     // One request and its response; false: close the connection.
     task<bool> serve_one() {
         std::size_t head_end = std::string_view::npos;
-        bool first = true;
-        auto deadline = std::chrono::steady_clock::now() + cfg_.header;
-        for (;;) {
+        auto deadline = steady::now() + lim_.header;
+        for (bool first = true;; first = false) {
             head_end = std::string_view(buf_.data(), used_).find("\r\n\r\n");
             if (head_end != std::string_view::npos) break;
-            if (used_ >= max_header_bytes) {
+            if (used_ >= buf_.size()) {
                 co_await reply_error({431, "Request Header Fields Too Large"});
                 co_return false;
             }
             me_.busy = used_ > 0;
-            const auto limit = first && used_ == 0 ? cfg_.idle
-                                                   : std::chrono::duration_cast<std::chrono::milliseconds>(
-                                                         deadline - std::chrono::steady_clock::now());
-            if (limit <= 0ms) throw timeout_error();
+            // Between requests the idle limit applies; from the first byte, the header limit.
+            const auto limit = first && used_ == 0 ? lim_.idle : left_until(deadline);
             if (!co_await fill(limit)) co_return false;  // the client went away (or shutdown)
-            if (first) deadline = std::chrono::steady_clock::now() + cfg_.header;
-            first = false;
+            if (first && used_ > 0) deadline = steady::now() + lim_.header;
         }
         me_.busy = true;
-        request req;
-        std::optional<http_error> refused;
+        http::request req;
+        std::optional<http::error> refused;
         try {
-            req = parse_head(std::string_view(buf_.data(), head_end));
-        } catch (const http_error& e) {
+            req = http::parse_head(std::string_view(buf_.data(), head_end), lim_);
+        } catch (const http::error& e) {
             refused = e;
         }
         if (refused) {
             co_await reply_error(*refused);
             co_return false;
         }
-        // Skip the body (nothing here takes one).
+        // Skip the body (nothing here takes one), all of it within lim_.body: a client
+        // that trickles a byte now and then is cut off at the total, not kept for ever.
         std::size_t consumed = head_end + 4;
         std::size_t body_left = req.content_length;
         const std::size_t in_buf = std::min(body_left, used_ - consumed);
         consumed += in_buf;
         body_left -= in_buf;
+        const auto body_deadline = steady::now() + lim_.body;
         while (body_left > 0) {
             std::array<char, 4096> sink;
             const std::size_t n = co_await wait_for(
-                s_.read_some(mutable_buffer(sink.data(), std::min(sink.size(), body_left))), cfg_.header);
+                s_.read_some(mutable_buffer(sink.data(), std::min(sink.size(), body_left))), left_until(body_deadline));
             if (n == 0) co_return false;
             body_left -= n;
         }
@@ -258,7 +186,7 @@ private:
         co_return keep_alive;
     }
 
-    task<> respond(const request& req, bool keep_alive) {
+    task<> respond(const http::request& req, bool keep_alive) {
         const bool head_only = req.method == "HEAD";
         if (req.method != "GET" && !head_only) {
             co_await send(405, "Method Not Allowed", "method not allowed\n", keep_alive, head_only);
@@ -274,7 +202,7 @@ private:
     task<> send(int status, const char* reason, std::string_view body, bool keep_alive, bool head_only) {
         std::string out = response_head(status, reason, body.size(), "text/plain", keep_alive);
         if (!head_only) out += body;
-        co_await s_.write_all(out);
+        co_await write(out);
     }
 
     task<> send_file(std::string_view name, bool keep_alive, bool head_only) {
@@ -286,6 +214,7 @@ private:
         fs::file f;
         bool found = true;
         try {
+            // A directory is an error too (EISDIR): it is not a file to send.
             f = co_await fs::file::open(cfg_.root + "/" + std::string(name), fs::open_mode::read);
         } catch (const std::system_error&) {
             found = false;
@@ -295,13 +224,13 @@ private:
             co_return;
         }
         const std::uint64_t size = f.size();
-        co_await s_.write_all(response_head(200, "OK", size, content_type(name), keep_alive));
+        co_await write(response_head(200, "OK", size, content_type(name), keep_alive));
         if (head_only) co_return;
         std::string chunk(64 * 1024, '\0');
         for (std::uint64_t off = 0; off < size;) {
             const std::size_t n = co_await f.read_at(chunk, off);
             if (n == 0) break;  // the file shrank meanwhile: the client sees a short body
-            co_await s_.write_all(const_buffer(chunk.data(), n));
+            co_await write(const_buffer(chunk.data(), n));
             off += n;
         }
     }
@@ -309,13 +238,13 @@ private:
     // Answers with an error, then closes gently: our side first, then whatever the client
     // still sends is read and dropped, so that the kernel does not answer it with a reset
     // that could destroy the response before the client reads it.
-    task<> reply_error(const http_error& e) {
+    task<> reply_error(const http::error& e) {
         try {
             co_await wait_for(send(e.status, e.reason, std::string(e.reason) + "\n", false, false), 1s);
             s_.shutdown(net::shutdown_how::send);
             std::array<char, 4096> sink;
-            const auto until = std::chrono::steady_clock::now() + 1s;
-            while (std::chrono::steady_clock::now() < until) {
+            const auto until = steady::now() + 1s;
+            while (steady::now() < until) {
                 if (co_await wait_for(s_.read_some(sink), 200ms) == 0) break;
             }
         } catch (const std::exception&) {
@@ -325,12 +254,15 @@ private:
 
     net::tcp_stream s_;
     const config& cfg_;
+    const http::limits& lim_;
     connection_registry& reg_;
     connection_registry::entry me_;
-    std::array<char, max_header_bytes> buf_{};
+    std::string buf_;
     std::size_t used_ = 0;
 };
 
+// The first SIGINT/SIGTERM stops accepting and closes the idle connections; the busy ones
+// get lim.drain to finish, then are cancelled. A second signal cancels them at once.
 task<> serve(config cfg) {
     auto listener = net::tcp_listener::bind(net::endpoint::any(cfg.port));
     std::printf("http_server: listening on port %u (backend %s)\n", listener.local_endpoint().port(),
@@ -358,11 +290,25 @@ task<> serve(config cfg) {
             }
         });
         const int signo = co_await corio::signal(SIGINT, SIGTERM);
-        std::printf("http_server: signal %d, finishing %zu connections\n", signo, reg.count);
+        std::printf("http_server: signal %d, finishing %zu connections (at most %lld ms)\n", signo, reg.count,
+                    static_cast<long long>(cfg.lim.drain.count()));
         std::fflush(stdout);
         acceptor.cancel();
         listener.close();
         reg.stop();
+        bool again = false;
+        co_await move_on_after(cfg.lim.drain, [&]() -> task<> {
+            auto closed = reg.all_closed.wait();
+            auto second = corio::signal(SIGINT, SIGTERM);
+            auto first = co_await when_any(std::move(closed), std::move(second));
+            again = first.index() == 1;
+        });
+        if (reg.count > 0) {
+            std::printf("http_server: %s: cancelling %zu connections\n", again ? "second signal" : "drain time is up",
+                        reg.count);
+            std::fflush(stdout);
+            g.cancel();
+        }
     });
     std::printf("http_server: stopped cleanly\n");
 }
@@ -371,38 +317,24 @@ task<> serve(config cfg) {
 
 int main(int argc, char** argv) {
     config cfg;
-    for (int i = 1; i + 1 < argc; i += 2) {
-        const std::string_view flag = argv[i];
-        const char* v = argv[i + 1];
-        if (flag == "--port")
-            cfg.port = static_cast<std::uint16_t>(std::atoi(v));
-        else if (flag == "--root")
-            cfg.root = v;
-        else if (flag == "--idle-ms")
-            cfg.idle = std::chrono::milliseconds(std::atoi(v));
-        else if (flag == "--header-ms")
-            cfg.header = std::chrono::milliseconds(std::atoi(v));
-        else if (flag == "--backend" && std::string_view(v) == "epoll")
-            cfg.backend = backend_kind::epoll;
-        else if (flag == "--backend" && std::string_view(v) == "io_uring")
-            cfg.backend = backend_kind::io_uring;
-        else {
-            std::fprintf(stderr,
-                         "usage: http_server [--port N] [--root DIR] [--idle-ms N] [--header-ms N] [--backend "
-                         "io_uring|epoll]\n");
-            return 2;
-        }
-    }
-    // Block the shutdown signals before anything starts, so one that arrives early is
-    // queued for corio::signal instead of killing the process.
-    block_signals(SIGINT, SIGTERM);
-    try {
+    http::limits& lim = cfg.lim;
+    cli::command cmd("http_server",
+                     "A hardened HTTP/1.1 server. SIGINT or SIGTERM: stop accepting, give in-flight requests\n"
+                     "the drain time, then cancel them; a second signal cancels them at once.");
+    cmd.flag("--port N", cfg.port, "the port to listen on; 0: any free one, printed");
+    cmd.flag("--root DIR", cfg.root, "where /static/<name> is looked up");
+    cmd.flag("--backend io_uring|epoll", cfg.backend, "which backend");
+    cmd.flag("--idle-ms N", lim.idle, "a kept-alive connection waiting for its next request");
+    cmd.flag("--header-ms N", lim.header, "from a request's first byte to the end of its headers");
+    cmd.flag("--body-ms N", lim.body, "a request's whole body, however slowly it comes");
+    cmd.flag("--write-ms N", lim.write, "each write of an answer, for a client that stops reading");
+    cmd.flag("--drain-ms N", lim.drain, "at SIGINT/SIGTERM, how long in-flight requests may take");
+    return cmd.run(argc, argv, [&] {
+        // Block the shutdown signals before anything starts, so one that arrives early is
+        // queued for corio::signal instead of killing the process.
+        block_signals(SIGINT, SIGTERM);
         loop_options options;
         options.backend = cfg.backend;
         run(serve(cfg), options);
-    } catch (const std::exception& e) {
-        std::fprintf(stderr, "http_server: %s\n", e.what());
-        return 1;
-    }
-    return 0;
+    });
 }

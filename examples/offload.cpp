@@ -8,6 +8,8 @@
 #include <cstdio>
 #include <string>
 
+#include "cli.hpp"
+
 using namespace std::chrono_literals;
 using steady = std::chrono::steady_clock;
 
@@ -52,25 +54,28 @@ corio::task<int> with_heartbeat(Work work) {
 
 }  // namespace
 
-int main() {
-    corio::loop_options debug;
-    debug.debug = true;
-    debug.exception_handler = [](const corio::exception_context& c) {
-        if (c.kind == corio::report_kind::slow_step)
-            std::printf("  debug: task '%s': %s\n", c.task_name.c_str(), c.message.c_str());
-    };
+int main(int argc, char** argv) {
+    cli::command cmd("offload", "A heartbeat against 1 s of CPU work: inline on the loop, then through to_thread.");
+    return cmd.run(argc, argv, [] {
+        corio::loop_options debug;
+        debug.debug = true;
+        debug.exception_handler = [](const corio::exception_context& c) {
+            if (c.kind == corio::report_kind::slow_step)
+                std::printf("  debug: task '%s': %s\n", c.task_name.c_str(), c.message.c_str());
+        };
 
-    std::puts("CPU work inline on the loop (1 s):");
-    const int missed_inline = corio::run(with_heartbeat([]() -> corio::task<> {
-                                             heavy(1000);
-                                             co_return;
-                                         }),
-                                         debug);
-    std::printf("  missed heartbeats: %d\n\n", missed_inline);
+        std::puts("CPU work inline on the loop (1 s):");
+        const int missed_inline = corio::run(with_heartbeat([]() -> corio::task<> {
+                                                 heavy(1000);
+                                                 co_return;
+                                             }),
+                                             debug);
+        std::printf("  missed heartbeats: %d\n\n", missed_inline);
 
-    std::puts("CPU work through to_thread (1 s):");
-    const int missed_offloaded =
-        corio::run(with_heartbeat([]() -> corio::task<> { co_await corio::to_thread(heavy, 1000); }), debug);
-    std::printf("  missed heartbeats: %d\n", missed_offloaded);
-    return missed_offloaded < missed_inline ? 0 : 1;
+        std::puts("CPU work through to_thread (1 s):");
+        const int missed_offloaded =
+            corio::run(with_heartbeat([]() -> corio::task<> { co_await corio::to_thread(heavy, 1000); }), debug);
+        std::printf("  missed heartbeats: %d\n", missed_offloaded);
+        return missed_offloaded < missed_inline ? 0 : 1;
+    });
 }

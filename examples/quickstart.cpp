@@ -1,5 +1,6 @@
 #include <corio/corio.hpp>
 #include <cstdio>
+#include "cli.hpp"  // --help, and a message rather than an abort if the loop cannot start
 using namespace std::chrono_literals;
 
 corio::task<int> fetch(int id) {
@@ -15,4 +16,7 @@ corio::task<int> amain() {
     co_return a + b + c + d;
 }
 
-int main() { std::printf("%d\n", corio::run(amain())); }
+int main(int argc, char** argv) {
+    cli::command cmd("quickstart", "gather, spawn, wait_for and to_thread: prints 54.");
+    return cmd.run(argc, argv, [] { std::printf("%d\n", corio::run(amain())); });
+}

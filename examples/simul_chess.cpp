@@ -9,10 +9,10 @@
 
 #include <chrono>
 #include <cstdio>
-#include <cstdlib>
-#include <cstring>
 #include <thread>
 #include <vector>
+
+#include "cli.hpp"
 
 using steady = std::chrono::steady_clock;
 
@@ -56,12 +56,15 @@ double play(const char* title, corio::task<> (*plan)()) {
 }  // namespace
 
 int main(int argc, char** argv) {
-    for (int i = 1; i + 1 < argc; ++i)
-        if (std::strcmp(argv[i], "--second-us") == 0) second_us = std::atol(argv[i + 1]);
-    std::printf("%d boards, %d move pairs, master %d s/move, opponents %d s/move; 1 s lasts %ld us\n", boards,
-                move_pairs, master_s, opponent_s, second_us);
-    const double seq = play("one board at a time:", one_board_at_a_time);
-    const double sim = play("simultaneous:", simultaneous);
-    std::printf("speedup: %.1fx (ideal 12x)\n", seq / sim);
-    return sim < seq ? 0 : 1;
+    cli::command cmd("simul_chess", "A simultaneous exhibition on 24 boards, against one board at a time.");
+    cmd.flag("--second-us N", second_us, "how long one second lasts, in us, up to a real second",
+             {.min = 1, .max = 1'000'000});
+    return cmd.run(argc, argv, [] {
+        std::printf("%d boards, %d move pairs, master %d s/move, opponents %d s/move; 1 s lasts %ld us\n", boards,
+                    move_pairs, master_s, opponent_s, second_us);
+        const double seq = play("one board at a time:", one_board_at_a_time);
+        const double sim = play("simultaneous:", simultaneous);
+        std::printf("speedup: %.1fx (ideal 12x)\n", seq / sim);
+        return sim < seq ? 0 : 1;
+    });
 }
