@@ -136,6 +136,53 @@ TEST_CASE("mutex: a cancelled waiter never gets the lock and never loses it") {
     }());
 }
 
+TEST_CASE("mutex and semaphore: no barging, a released unit belongs to the oldest waiter") {
+    // The releasing task, and a task that was not waiting, both try again before the woken
+    // waiter has run: neither may get ahead of it (asyncio.Lock's fairness, trio's too).
+    run([]() -> task<> {
+        mutex m;
+        std::vector<std::string> order;
+        auto holder = co_await m.lock();
+        auto waiter = spawn([&]() -> task<> {
+            auto g = co_await m.lock();
+            order.push_back("waiter");
+        });
+        co_await yield();                        // the waiter is queued
+        auto newcomer = spawn([&]() -> task<> {  // its first step runs before the waiter resumes
+            auto g = co_await m.lock();
+            order.push_back("newcomer");
+        });
+        holder.unlock();
+        CHECK(m.locked());          // handed over, not free
+        CHECK_FALSE(m.try_lock());  // the releaser cannot take it back
+        auto again = co_await m.lock();
+        order.push_back("releaser");
+        again.unlock();
+        co_await waiter;
+        co_await newcomer;
+        CHECK(order == std::vector<std::string>{"waiter", "releaser", "newcomer"});  // queued in that order
+
+        semaphore sem(1);
+        std::vector<std::string> sem_order;
+        auto unit = co_await sem.acquire();
+        auto sem_waiter = spawn([&]() -> task<> {
+            auto p = co_await sem.acquire();
+            sem_order.push_back("waiter");
+        });
+        co_await yield();
+        unit.release();
+        CHECK(sem.available() == 0);
+        auto barged = sem.try_acquire();
+        CHECK_FALSE(barged.owns());
+        auto mine = co_await sem.acquire();
+        sem_order.push_back("releaser");
+        mine.release();
+        co_await sem_waiter;
+        CHECK(sem_order == std::vector<std::string>{"waiter", "releaser"});
+        CHECK(sem.available() == 1);
+    }());
+}
+
 TEST_CASE("semaphore: limits concurrency, FIFO, and a cancelled waiter takes no unit") {
     run([]() -> task<> {
         semaphore sem(2);
