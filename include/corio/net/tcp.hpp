@@ -102,8 +102,28 @@ public:
         this->fd = fd;
     }
     net::tcp_stream await_resume() const {
-        const int s = result_or_throw();
+        int s = -1;
+        try {
+            s = result_or_throw();
+        } catch (const std::system_error& e) {
+            throw_naming_listener(e.code());
+        }
         return net::tcp_stream(socket_handle(s, event_loop::current()));
+    }
+
+private:
+    // "corio: tcp_listener::accept on 127.0.0.1:8080: Too many open files": the listener's
+    // address, when it still has one (getsockname needs no new descriptor, so EMFILE too).
+    [[noreturn]] void throw_naming_listener(std::error_code code) const {
+        std::string what = "corio: tcp_listener::accept";
+        sockaddr_storage ss{};
+        socklen_t len = sizeof ss;
+        auto* sa = reinterpret_cast<sockaddr*>(&ss);
+        if (fd >= 0 && ::getsockname(fd, sa, &len) == 0) {
+            what += " on ";
+            what += net::endpoint::from_sockaddr(sa, len).to_string();
+        }
+        throw std::system_error(code, what);
     }
 };
 

@@ -3,6 +3,8 @@
 
 #include <cstdint>
 #include <cstring>
+#include <string>
+#include <system_error>
 #include <utility>
 
 #include <sys/socket.h>
@@ -47,7 +49,14 @@ public:
         buf = &msg_;
         return io_awaiter::await_suspend(h);
     }
-    std::size_t await_resume() const { return static_cast<std::size_t>(result_or_throw()); }
+    /// The count sent; a failure names the destination ("udp_socket::send_to 127.0.0.1:0").
+    std::size_t await_resume() const {
+        try {
+            return static_cast<std::size_t>(result_or_throw());
+        } catch (const std::system_error& e) {
+            throw std::system_error(e.code(), "corio: udp_socket::send_to " + to_.to_string());
+        }
+    }
 
 private:
     net::endpoint to_;
