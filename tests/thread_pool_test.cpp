@@ -1,8 +1,12 @@
 #include <catch2/catch.hpp>
+#include <pthread.h>
+#include <unistd.h>
 
 #include <atomic>
 #include <condition_variable>
+#include <csignal>
 #include <future>
+#include <memory>
 #include <mutex>
 #include <set>
 #include <stdexcept>
@@ -156,4 +160,116 @@ TEST_CASE("run_coroutine_threadsafe runs a coroutine on a loop from another thre
     }());
     REQUIRE(result.valid());
     CHECK(result.get() == 42);
+}
+
+namespace {
+
+// A pool whose threads are made by a thread that blocks no signal: whatever the workers
+// block, they block themselves (they do not inherit it from the test's main thread, which
+// earlier tests may have left blocking SIGUSR1).
+std::unique_ptr<corio::thread_pool> pool_made_unblocked(std::size_t n) {
+    std::unique_ptr<corio::thread_pool> pool;
+    std::thread([&] {
+        sigset_t none;
+        sigemptyset(&none);
+        pthread_sigmask(SIG_SETMASK, &none, nullptr);
+        pool = std::make_unique<corio::thread_pool>(n);
+    }).join();
+    return pool;
+}
+
+// Which of these signals the calling thread blocks, as a string of 0 and 1.
+std::string blocked(std::initializer_list<int> signos) {
+    sigset_t now;
+    pthread_sigmask(SIG_BLOCK, nullptr, &now);
+    std::string out;
+    for (int s : signos) out += sigismember(&now, s) == 1 ? '1' : '0';
+    return out;
+}
+
+std::atomic<int> handled_on_a_handler{0};
+extern "C" void count_handled(int) { handled_on_a_handler.fetch_add(1); }
+
+}  // namespace
+
+TEST_CASE("pool threads block asynchronous signals but not the synchronous ones") {
+    auto pool = pool_made_unblocked(2);
+    corio::run([&]() -> corio::task<> {
+        // Both threads: two jobs that meet at a rendezvous run on two threads at once.
+        rendezvous meet(2);
+        auto job = [&meet] {
+            const bool met = meet.arrive_and_wait();
+            return std::string(met ? "met " : "alone ") +
+                   blocked({SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2, SIGALRM, SIGCHLD, SIGPIPE}) + " " +
+                   blocked({SIGSEGV, SIGBUS, SIGFPE, SIGILL, SIGABRT});
+        };
+        auto one = corio::spawn(corio::run_in(*pool, job));
+        auto two = corio::spawn(corio::run_in(*pool, job));
+        const std::string a = co_await one;
+        const std::string b = co_await two;
+        CHECK(a == "met 111111111 00000");
+        CHECK(b == "met 111111111 00000");
+    }());
+}
+
+TEST_CASE("a signal sent to the process while every pool thread is busy reaches the loop's waiter") {
+    auto pool = pool_made_unblocked(2);
+    // A handler, so that a delivery to some thread that does not block SIGUSR1 is counted
+    // (instead of ending the process).
+    struct sigaction count {};
+    count.sa_handler = &count_handled;
+    sigemptyset(&count.sa_mask);
+    struct sigaction before {};
+    sigaction(SIGUSR1, &count, &before);
+    handled_on_a_handler = 0;
+    std::atomic<int> started{0};
+    std::atomic<int> looked{0};
+    std::atomic<bool> release{false};
+    corio::run([&]() -> corio::task<> {
+        corio::block_signals(SIGUSR1);  // the loop's thread, as a program that awaits it does
+        // Each job, busy on its thread, sees the signal either pending for the process and
+        // blocked in its own thread (it is kept for the loop), or taken by a handler on
+        // some thread (the kernel found one that does not block it, and delivered it there).
+        auto busy = [&] {
+            ++started;
+            const auto until = clock::now() + 10s;  // a broken test fails rather than hangs
+            std::string seen = "nothing";
+            while (clock::now() < until) {
+                sigset_t pending;
+                sigpending(&pending);
+                if (handled_on_a_handler > 0) {
+                    seen = "handled";
+                    break;
+                }
+                if (sigismember(&pending, SIGUSR1) == 1) {
+                    seen = "pending";
+                    break;
+                }
+            }
+            ++looked;
+            while (!release && clock::now() < until) std::this_thread::sleep_for(1ms);
+            return seen;
+        };
+        auto one = corio::spawn(corio::run_in(*pool, busy));
+        auto two = corio::spawn(corio::run_in(*pool, busy));
+        while (started < 2) co_await corio::sleep(1ms);
+        ::kill(::getpid(), SIGUSR1);  // to the process: the kernel picks a thread that takes it
+        while (looked < 2) co_await corio::sleep(1ms);
+        // Both jobs still run: the loop's wait receives the signal meanwhile.
+        int got = 0;
+        try {
+            auto waiting = corio::signal(SIGUSR1);
+            got = co_await corio::wait_for(std::move(waiting), 5s);
+        } catch (const corio::timeout_error&) {
+        }
+        CHECK(got == SIGUSR1);
+        CHECK_FALSE(one.done());
+        release = true;
+        const std::string seen_one = co_await one;
+        const std::string seen_two = co_await two;
+        CHECK(seen_one == "pending");
+        CHECK(seen_two == "pending");
+    }());
+    sigaction(SIGUSR1, &before, nullptr);
+    CHECK(handled_on_a_handler.load() == 0);
 }

@@ -255,10 +255,20 @@ public:
         return st_->exception();
     }
 
-    /// fn(const future<T>&) runs on the loop (soon) once the future is done.
+    /// fn(const future<T>&) runs on the loop (soon) once the future is done. An exception
+    /// it throws goes to the loop's exception handler (report_kind::callback_exception).
     template <class F>
     void add_done_callback(F&& fn) {
-        state().add_callback([self = *this, f = std::decay_t<F>(static_cast<F&&>(fn))]() mutable { f(self); });
+        state().add_callback([self = *this, f = std::decay_t<F>(static_cast<F&&>(fn))]() mutable {
+            try {
+                f(self);
+            } catch (...) {
+                // Reported here rather than by call_soon, to say which callback and whose.
+                detail::current_loop()->report(
+                    exception_context{report_kind::callback_exception, "exception in a done callback",
+                                      std::current_exception(), self.st_->task_name(), self.st_->task_location()});
+            }
+        });
     }
 
     detail::future_awaiter<T, false> operator co_await() const& { return detail::future_awaiter<T, false>(&state()); }

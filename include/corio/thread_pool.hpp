@@ -44,19 +44,28 @@ public:
     explicit thread_pool(std::size_t threads = default_size()) {
         if (threads == 0) threads = 1;
         workers_.reserve(threads);
-        for (std::size_t i = 0; i < threads; ++i) workers_.emplace_back([this] { work(); });
+        // Asynchronous signals are for the loop's thread (corio::signal): a worker that
+        // took a SIGINT would run its default action and end the process. A thread starts
+        // with its creator's mask, so the workers are made with them all blocked: none is
+        // ever without the block, not even for its first instructions.
+        sigset_t async_signals;
+        ::sigfillset(&async_signals);
+        for (int s : {SIGSEGV, SIGBUS, SIGFPE, SIGILL, SIGTRAP, SIGABRT, SIGSYS}) ::sigdelset(&async_signals, s);
+        sigset_t caller_mask;
+        ::pthread_sigmask(SIG_BLOCK, &async_signals, &caller_mask);
+        try {
+            for (std::size_t i = 0; i < threads; ++i) workers_.emplace_back([this] { work(); });
+        } catch (...) {
+            ::pthread_sigmask(SIG_SETMASK, &caller_mask, nullptr);
+            stop_and_join();  // the threads already made
+            throw;
+        }
+        ::pthread_sigmask(SIG_SETMASK, &caller_mask, nullptr);
     }
     thread_pool(const thread_pool&) = delete;
     thread_pool& operator=(const thread_pool&) = delete;
     /// Runs what is queued, then joins the threads.
-    ~thread_pool() {
-        {
-            std::lock_guard lock(mutex_);
-            stopping_ = true;
-        }
-        cv_.notify_all();
-        for (auto& t : workers_) t.join();
-    }
+    ~thread_pool() { stop_and_join(); }
 
     [[nodiscard]] std::size_t size() const noexcept { return workers_.size(); }
 
@@ -87,13 +96,16 @@ public:
     }
 
 private:
+    void stop_and_join() noexcept {
+        {
+            std::lock_guard lock(mutex_);
+            stopping_ = true;
+        }
+        cv_.notify_all();
+        for (auto& t : workers_) t.join();
+    }
+
     void work() {
-        // Asynchronous signals are for the loop's thread (corio::signal); a worker that
-        // took a SIGINT would run its default action and end the process.
-        sigset_t all;
-        ::sigfillset(&all);
-        for (int s : {SIGSEGV, SIGBUS, SIGFPE, SIGILL, SIGTRAP, SIGABRT, SIGSYS}) ::sigdelset(&all, s);
-        ::pthread_sigmask(SIG_BLOCK, &all, nullptr);
         for (;;) {
             detail::pool_job* job = nullptr;
             {
