@@ -77,6 +77,11 @@ namespace detail {
 inline thread_local event_loop* current_loop_ = nullptr;
 inline event_loop* current_loop() noexcept { return current_loop_; }
 
+/// Test hook for a backend that fails: when set, it is called before each wait in the
+/// backend; a non-zero return is the errno that wait throws with (as a failing
+/// io_uring_enter or epoll_wait would), without asking the kernel.
+inline int (*loop_wait_fault)() = nullptr;
+
 /// A spawned task as the loop sees it: listed in tasks(), cancelled at shutdown.
 struct live_task : task_node {
     live_task* live_prev_ = nullptr;
@@ -129,6 +134,31 @@ inline void format_default_report(const exception_context& ctx) noexcept {
 
 }  // namespace detail
 
+/// A loop as other threads may hold it: unlike an event_loop&, it stays valid after the
+/// loop has gone, and then refuses work with a usage_error instead of touching freed
+/// memory. Copyable and cheap (a shared pointer); get one with event_loop::handle().
+class loop_handle {
+public:
+    loop_handle() = default;
+
+    /// Runs fn on the loop's thread. Any thread. Throws usage_error once the loop has
+    /// closed (or for an empty handle): the work is refused, never silently dropped.
+    template <class F>
+    void call_soon_threadsafe(F&& fn) const;
+
+    /// Asks the loop to stop (event_loop::stop, from any thread). Throws as above.
+    void stop() const;
+
+    /// True once the loop has been destroyed (or for an empty handle).
+    [[nodiscard]] bool closed() const noexcept { return remote_ == nullptr || remote_->is_closed(); }
+
+private:
+    friend class event_loop;
+    loop_handle(event_loop* l, std::shared_ptr<detail::remote_queue> q) noexcept : loop_(l), remote_(std::move(q)) {}
+    event_loop* loop_ = nullptr;  // dereferenced only by work running on the loop's thread
+    std::shared_ptr<detail::remote_queue> remote_;
+};
+
 /// Returned by call_later: cancels the callback while it has not run.
 class timer_handle {
 public:
@@ -159,6 +189,7 @@ public:
     event_loop(const event_loop&) = delete;
     event_loop& operator=(const event_loop&) = delete;
     ~event_loop() {
+        end_started_tasks();
         // Tasks spawned but never run: destroy their frames, their futures end cancelled.
         while (live_head_ != nullptr) live_head_->abandon();
         discard_timers();
@@ -198,15 +229,15 @@ public:
         schedule_callback(new callback<std::decay_t<F>>(static_cast<F&&>(fn)));
     }
 
-    /// Runs fn on the loop thread. Any thread.
+    /// Runs fn on the loop thread. Any thread, while the loop exists; a thread that may
+    /// outlive the loop holds a handle() instead.
     template <class F>
     void call_soon_threadsafe(F&& fn) {
-        auto* item = new remote_callback<std::decay_t<F>>(this, static_cast<F&&>(fn));
-        if (!remote_->push(item)) {
-            delete item;
-            throw usage_error("corio: call_soon_threadsafe on a closed event loop");
-        }
+        handle().call_soon_threadsafe(static_cast<F&&>(fn));
     }
+
+    /// The loop for other threads to hold: refuses work once the loop has gone.
+    [[nodiscard]] loop_handle handle() noexcept { return loop_handle(this, remote_); }
 
     /// Runs fn on the loop thread once the delay has passed. Loop thread only.
     template <class F>
@@ -377,6 +408,9 @@ private:
 
     std::unique_ptr<detail::backend> make_backend();
     void dispatch(const detail::work_item& w) noexcept;
+    void run_wait(std::chrono::nanoseconds timeout);
+    void end_started_tasks() noexcept;
+    void abandon_started_tasks() noexcept;
     void take_remote() noexcept;
     void fire_timers(detail::clock::time_point now) noexcept;
     void discard_timers() noexcept;
@@ -394,7 +428,9 @@ private:
     }
 
     friend struct run_scope;
+    friend struct running_scope;
     friend class timer_handle;
+    friend class loop_handle;
 
     loop_options options_;
     std::thread::id owner_;
@@ -414,12 +450,43 @@ private:
     bool stop_requested_ = false;
 };
 
+// ---- work from other threads ----
+
+template <class F>
+void loop_handle::call_soon_threadsafe(F&& fn) const {
+    if (remote_ == nullptr) throw usage_error("corio: call_soon_threadsafe on an empty loop_handle");
+    auto* item = new event_loop::remote_callback<std::decay_t<F>>(loop_, static_cast<F&&>(fn));
+    if (!remote_->push(item)) {
+        delete item;
+        throw usage_error("corio: call_soon_threadsafe: the event loop has closed");
+    }
+}
+
+inline void loop_handle::stop() const {
+    call_soon_threadsafe([l = loop_] { l->stop(); });
+}
+
 // ---- timers with callbacks (call_later) ----
 
 struct timer_handle::callback_timer : detail::timer_entry {
     timer_handle* owner = nullptr;
     std::function<void()> fn;
     event_loop* loop = nullptr;
+
+    callback_timer() noexcept { fire = &run; }
+    // One function for every call_later timer: discard_timers tells them by it from the
+    // deadlines of tasks' awaiters, which live in the tasks' frames.
+    static void run(detail::timer_entry* te) noexcept {
+        auto* ct = static_cast<callback_timer*>(te);
+        if (ct->owner != nullptr) ct->owner->entry_ = nullptr;
+        ct->owner = nullptr;
+        try {
+            ct->fn();
+        } catch (...) {
+            ct->loop->report_callback_exception("call_later");
+        }
+        delete ct;
+    }
 };
 
 inline timer_handle::timer_handle(timer_handle&& o) noexcept : entry_(std::exchange(o.entry_, nullptr)) {
@@ -450,17 +517,6 @@ timer_handle event_loop::call_later(std::chrono::nanoseconds delay, F&& fn) {
     e->fn = std::function<void()>(static_cast<F&&>(fn));
     e->loop = this;
     e->deadline = detail::clock::now() + (delay.count() > 0 ? delay : std::chrono::nanoseconds(0));
-    e->fire = [](detail::timer_entry* te) noexcept {
-        auto* ct = static_cast<timer_handle::callback_timer*>(te);
-        if (ct->owner != nullptr) ct->owner->entry_ = nullptr;
-        ct->owner = nullptr;
-        try {
-            ct->fn();
-        } catch (...) {
-            ct->loop->report_callback_exception("call_later");
-        }
-        delete ct;
-    };
     add_timer(*e);
     timer_handle h;
     h.entry_ = e;
@@ -519,6 +575,8 @@ inline std::unique_ptr<detail::backend> event_loop::make_backend() {
 inline void event_loop::dispatch(const detail::work_item& w) noexcept {
     current_node_ = w.node;
     if (CORIO_UNLIKELY(options_.debug)) {
+        // Named before the step: a task that ends in it may be freed by the time it returns.
+        const std::string who = w.node != nullptr ? w.node->describe() : std::string("<callback>");
         const auto t0 = detail::clock::now();
         if (w.fn != nullptr)
             w.fn(w.arg);
@@ -531,7 +589,7 @@ inline void event_loop::dispatch(const detail::work_item& w) noexcept {
                 report_kind::slow_step,
                 "a step ran for " + std::to_string(ms) + " ms without suspending (a blocking call inside a coroutine?)",
                 nullptr,
-                w.node != nullptr ? w.node->describe() : std::string("<callback>"),
+                who,
                 {}};
             report(ctx);
         }
@@ -561,9 +619,13 @@ inline void event_loop::fire_timers(detail::clock::time_point now) noexcept {
 }
 
 inline void event_loop::discard_timers() noexcept {
-    // Only call_later timers can outlive their tasks; their callbacks never run.
+    // call_later timers are the loop's: their callbacks never run. Any other entry is a
+    // deadline inside the frame of a task that could not be ended (abandon_started_tasks),
+    // not the loop's to free.
     while (!timers_.empty()) {
-        auto* e = static_cast<timer_handle::callback_timer*>(timers_.pop());
+        detail::timer_entry* t = timers_.pop();
+        if (t->fire != &timer_handle::callback_timer::run) continue;
+        auto* e = static_cast<timer_handle::callback_timer*>(t);
         if (e->owner != nullptr) e->owner->entry_ = nullptr;
         delete e;
     }
@@ -581,12 +643,12 @@ inline void event_loop::run_once() {
                                        : std::chrono::nanoseconds(0);
         }
         since_poll_ = 0;
-        if (backend_->wait(timeout)) remote_->drain_eventfd();
+        run_wait(timeout);
     } else if (backend_->in_flight() > 0 && since_poll_ >= batch) {
         // Busy: look at I/O without blocking, but not on every turn of a tight yield
         // loop (each look is a syscall).
         since_poll_ = 0;
-        if (backend_->wait(std::chrono::nanoseconds(0))) remote_->drain_eventfd();
+        run_wait(std::chrono::nanoseconds(0));
     }
     if (remote_->maybe_nonempty()) take_remote();
     if (!timers_.empty()) fire_timers(detail::clock::now());
@@ -602,6 +664,13 @@ inline void event_loop::run_once() {
     since_poll_ += n;
 }
 
+inline void event_loop::run_wait(std::chrono::nanoseconds timeout) {
+    if (CORIO_UNLIKELY(detail::loop_wait_fault != nullptr))
+        if (const int e = detail::loop_wait_fault(); e != 0)
+            throw std::system_error(e, std::system_category(), "corio: backend wait (injected fault)");
+    if (backend_->wait(timeout)) remote_->drain_eventfd();
+}
+
 inline void event_loop::drain() {
     for (;;) {
         for (detail::live_task* t = live_head_; t != nullptr; t = t->live_next_) {
@@ -612,31 +681,94 @@ inline void event_loop::drain() {
     }
 }
 
-/// Marks the loop running on this thread for the duration of run().
-struct run_scope {
-    explicit run_scope(event_loop& l) : loop(l) {
-        if (l.owner_ != std::this_thread::get_id())
-            throw usage_error("corio: an event loop must run on the thread that created it");
-        if (l.running_) throw usage_error("corio: event_loop::run called while the loop is already running");
-        if (detail::current_loop_ != nullptr)
-            throw usage_error("corio: cannot run an event loop inside another running loop on the same thread");
+/// Marks the loop running on this thread, and restores what was there before: for run(),
+/// nothing; for a destructor ending its tasks, possibly another loop whose task destroys it.
+struct running_scope {
+    explicit running_scope(event_loop& l) noexcept
+        : loop(l), loop_was(detail::current_loop_), top_was(detail::loop_stack_top), resume_was(detail::resume_later) {
         l.running_ = true;
-        l.stop_requested_ = false;
         detail::current_loop_ = &l;
         detail::loop_stack_top = reinterpret_cast<char*>(this);
         detail::resume_later = [](std::coroutine_handle<> h, detail::task_node* node) noexcept {
             detail::current_loop_->schedule(h, node);
         };
     }
-    ~run_scope() {
+    ~running_scope() {
         loop.running_ = false;
-        detail::current_loop_ = nullptr;
-        detail::loop_stack_top = nullptr;
+        detail::current_loop_ = loop_was;
+        detail::loop_stack_top = top_was;
+        detail::resume_later = resume_was;
     }
-    run_scope(const run_scope&) = delete;
-    run_scope& operator=(const run_scope&) = delete;
+    running_scope(const running_scope&) = delete;
+    running_scope& operator=(const running_scope&) = delete;
     event_loop& loop;
+    event_loop* loop_was;
+    char* top_was;
+    void (*resume_was)(std::coroutine_handle<>, detail::task_node*) noexcept;
 };
+
+/// Marks the loop running on this thread for the duration of run(), which may not nest.
+struct run_scope {
+    explicit run_scope(event_loop& l) : entered((check(l), l)) { l.stop_requested_ = false; }
+    static void check(const event_loop& l) {
+        if (l.owner_ != std::this_thread::get_id())
+            throw usage_error("corio: an event loop must run on the thread that created it");
+        if (l.running_) throw usage_error("corio: event_loop::run called while the loop is already running");
+        if (detail::current_loop_ != nullptr)
+            throw usage_error("corio: cannot run an event loop inside another running loop on the same thread");
+    }
+    running_scope entered;
+};
+
+// A started task is suspended inside an awaiter that other structures point at: a
+// future's or primitive's waiter list, the timer heap, the kernel's queue, a pool job.
+// Freeing its frame would leave them pointing at freed memory. So a loop destroyed with
+// started tasks (run() left by an exception, or run_once driven by hand) does what run()
+// does at its end: it cancels them and runs until every one has ended, which unlinks each
+// awaiter and waits for the kernel's and the pool's last completion of each operation.
+inline void event_loop::end_started_tasks() noexcept {
+    bool started = false;
+    for (detail::live_task* t = live_head_; t != nullptr && !started; t = t->live_next_) started = t->started_;
+    if (!started) return;
+    if (running_ || owner_ != std::this_thread::get_id()) {
+        // Destroyed from inside its own run, or on another thread: it cannot be driven.
+        report({report_kind::callback_exception,
+                "event loop destroyed with started tasks where it cannot run them to their end "
+                "(inside its own run, or on another thread): their frames are leaked, not freed",
+                nullptr,
+                {},
+                {}});
+        abandon_started_tasks();
+        return;
+    }
+    running_scope scope(*this);
+    try {
+        drain();
+    } catch (...) {
+        report({report_kind::callback_exception,
+                "event loop destroyed with started tasks, and running them to their end failed: "
+                "their frames are leaked, not freed",
+                std::current_exception(),
+                {},
+                {}});
+        abandon_started_tasks();
+    }
+}
+
+// The last resort, when the loop cannot run: a started task's frame is leaked rather than
+// freed under the structures that point into it (its future, if anyone holds it, stays
+// pending: there is no loop left to complete it on).
+inline void event_loop::abandon_started_tasks() noexcept {
+    detail::live_task* t = live_head_;
+    while (t != nullptr) {
+        detail::live_task* next = t->live_next_;
+        if (t->started_) {
+            unlink_live(t);
+            t->finished_ = true;
+        }
+        t = next;
+    }
+}
 
 }  // namespace corio
 

@@ -101,6 +101,10 @@ public:
     void loop_closing() noexcept override {
         report_if_unretrieved();
         loop_ = nullptr;
+        // A promise that has not delivered yet may do so from another thread, where it
+        // finds the loop's door closed and cannot touch this state (the count is not
+        // atomic): the loop drops the promise's reference for it, here, on its own thread.
+        if (std::exchange(promise_reference_, false)) release();
     }
 
     [[nodiscard]] virtual std::string task_name() const { return {}; }
@@ -127,12 +131,15 @@ protected:
     std::uint32_t refs_ = 1;
     status status_ = status::pending;
     bool retrieved_ = false;
+    bool promise_reference_ = false;  // one of refs_ is a promise's, not yet delivered
     std::exception_ptr exception_;
     waiter_list waiters_;
     std::vector<std::function<void()>> callbacks_;
 
     template <class>
     friend class corio::future;
+    template <class>
+    friend class corio::promise;
 };
 
 template <class T>
@@ -295,7 +302,9 @@ template <class T>
 class promise {
 public:
     promise() : promise(event_loop::current()) {}
-    explicit promise(event_loop& loop) : st_(new detail::future_state<T>(&loop)), remote_(loop.remote_ref()) {}
+    explicit promise(event_loop& loop) : st_(new detail::future_state<T>(&loop)), remote_(loop.remote_ref()) {
+        st_->promise_reference_ = true;
+    }
     promise(promise&& o) noexcept
         : st_(std::exchange(o.st_, nullptr)), remote_(std::move(o.remote_)), satisfied_(o.satisfied_) {}
     promise& operator=(promise&& o) noexcept {
@@ -359,24 +368,22 @@ private:
     }
 
     // Runs `apply` on the state on its loop's thread, then drops our reference there.
+    // Nothing of the state is read here unless this is its loop's thread: the loop's
+    // shutdown writes it. The remote queue (ours to hold) tells which loop is which.
     template <class Apply>
     void deliver(Apply&& apply) {
         detail::future_state<T>* st = std::exchange(st_, nullptr);
-        if (st->loop() != nullptr && st->loop() == detail::current_loop()) {
-            apply(*st);
-            st->release();
+        if (event_loop* here = detail::current_loop(); here != nullptr && &here->remote() == remote_.get()) {
+            settle(st, apply);
             return;
         }
         struct item final : detail::remote_item {
             item(detail::future_state<T>* s, std::decay_t<Apply>&& a) : st(s), apply(std::move(a)) {
                 fn = [](detail::remote_item* self, bool run) noexcept {
                     auto* me = static_cast<item*>(self);
-                    if (run) {
-                        me->apply(*me->st);
-                        me->st->release();
-                    }
-                    // Not run: the loop is gone with its futures' owners; the state leaks
-                    // rather than be touched from a thread that does not own it.
+                    // Not run: the loop has closed, and has dropped our reference to the
+                    // state already (loop_closing); the state is not ours to touch.
+                    if (run) settle(me->st, me->apply);
                     delete me;
                 };
             }
@@ -385,6 +392,14 @@ private:
         };
         auto* it = new item(st, std::move(apply));
         if (!remote_->push(it)) it->fn(it, false);
+    }
+
+    // On the loop's thread, with the loop alive.
+    template <class Apply>
+    static void settle(detail::future_state<T>* st, Apply& apply) {
+        st->promise_reference_ = false;
+        apply(*st);
+        st->release();
     }
 
     detail::future_state<T>* st_;

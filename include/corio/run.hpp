@@ -18,12 +18,28 @@ auto event_loop::run(Awaitable&& awaitable, corio::source_location where)
     future<T> main = spawn(static_cast<Awaitable&&>(awaitable), spawn_options{"main"}, where);
     detail::future_state<T>* st = main.state_ptr();
     bool stop_delivered = false;
-    while (!st->done()) {
-        if (stop_requested_ && !stop_delivered) {
-            stop_delivered = true;
-            st->cancel();
+    try {
+        while (!st->done()) {
+            if (stop_requested_ && !stop_delivered) {
+                stop_delivered = true;
+                st->cancel();
+            }
+            run_once();
         }
-        run_once();
+    } catch (...) {
+        // The loop itself failed (its backend's wait threw): the tasks still get their
+        // cancel and their cleanup, as at a normal end, before the failure goes up. If
+        // running them fails too, the destructor tries once more, and gives up safely.
+        try {
+            drain();
+        } catch (...) {
+            report({report_kind::callback_exception,
+                    "event loop: ending the tasks after a failure failed too",
+                    std::current_exception(),
+                    {},
+                    {}});
+        }
+        throw;
     }
     drain();
     st->rethrow_if_failed();
