@@ -3,10 +3,12 @@
 # (PASS_REGULAR_EXPRESSION alone makes ctest ignore the exit status, so a program that prints
 # the expected text and then dies with a sanitizer report would pass.)
 #
-#   cmake [-DEXPECT=<regex>]
+#   cmake [-DEXPECT=<regex>] [-DEXIT=<status>|nonzero]
 #         [-DNUMBER<i>=<regex with one capture group> [-DNUMBER<i>_MIN=<x>] [-DNUMBER<i>_MAX=<x>]]...
 #         -P run_and_match.cmake -- <command> [<arg>...]
 #
+# EXIT            the exit status the command must end with (default 0); `nonzero` for any
+#                 failure (a configure step that must refuse, say).
 # EXPECT          the combined stdout and stderr must match this regex (CMake syntax; '.'
 #                 matches a newline too, '^' and '$' are the start and end of the whole output).
 # NUMBER<i>       i = 1..9: the first match of this regex in the output must exist, and its
@@ -50,8 +52,15 @@ function(shown regex out)
   set(${out} "'${regex}'" PARENT_SCOPE)
 endfunction()
 set(failures)
-if(NOT result STREQUAL "0")
-  list(APPEND failures "the command exited with '${result}', not 0")
+if(NOT DEFINED EXIT)
+  set(EXIT 0)
+endif()
+if(EXIT STREQUAL "nonzero")
+  if(result STREQUAL "0")
+    list(APPEND failures "the command exited with 0, not with a failure")
+  endif()
+elseif(NOT result STREQUAL "${EXIT}")
+  list(APPEND failures "the command exited with '${result}', not ${EXIT}")
 endif()
 if(DEFINED EXPECT AND NOT output MATCHES "${EXPECT}")
   shown("${EXPECT}" expect)

@@ -8,10 +8,15 @@
 #include <source_location>
 #endif
 
-// CORIO_HAS_IO_URING is set to 1 by the CMake target when liburing is found (a build
-// without CMake defines it and links -luring itself); without it only epoll is compiled.
+// CORIO_HAS_IO_URING: 1 compiles the io_uring backend (link -luring), 0 only epoll.
+// The CMake target and corio.pc set it from what they found; a plain compiler command
+// gets 1 where <liburing.h> is installed. Define it to 0 to build without liburing.
 #ifndef CORIO_HAS_IO_URING
+#if __has_include(<liburing.h>)
+#define CORIO_HAS_IO_URING 1
+#else
 #define CORIO_HAS_IO_URING 0
+#endif
 #endif
 
 #if defined(__clang__) || defined(__GNUC__)

@@ -12,6 +12,6 @@ static corio::task<int> twice(int x) {
 
 int main() {
     auto [a, b, c] = corio::run(corio::gather(twice(1), twice(2), twice(3)));
-    std::printf("consumer: gathered 3 results: %d %d %d\n", a, b, c);
+    std::printf("consumer: gathered 3 results: %d %d %d (io_uring compiled in: %d)\n", a, b, c, CORIO_HAS_IO_URING);
     return a + b + c == 12 ? 0 : 1;
 }
