@@ -11,24 +11,7 @@
 
 using namespace test;
 
-namespace {
-
-struct pipe_pair {
-    int rd = -1;
-    int wr = -1;
-    pipe_pair() {
-        int fds[2];
-        REQUIRE(::pipe2(fds, O_NONBLOCK | O_CLOEXEC) == 0);
-        rd = fds[0];
-        wr = fds[1];
-    }
-    ~pipe_pair() {
-        ::close(rd);
-        ::close(wr);
-    }
-};
-
-}  // namespace
+namespace {}  // namespace
 
 TEST_CASE("wait_readable completes when data arrives") {
     pipe_pair p;

@@ -2,11 +2,15 @@
 // Helpers shared by the tests.
 
 #include <dirent.h>
+#include <fcntl.h>
+#include <unistd.h>
 
+#include <cerrno>
 #include <chrono>
 #include <cstdlib>
 #include <exception>
 #include <string>
+#include <system_error>
 #include <vector>
 
 #include <corio/corio.hpp>
@@ -70,6 +74,31 @@ corio::task<bool> ends_cancelled(corio::future<T>& f) {
 inline double ms_since(clock::time_point t0) {
     return std::chrono::duration<double, std::milli>(clock::now() - t0).count();
 }
+
+/// A non-blocking pipe, closed at the end of the scope (an end set to -1 is left alone).
+struct pipe_pair {
+    int rd = -1;
+    int wr = -1;
+    pipe_pair() {
+        int fds[2];
+        if (::pipe2(fds, O_NONBLOCK | O_CLOEXEC) != 0) throw std::system_error(errno, std::system_category(), "pipe2");
+        rd = fds[0];
+        wr = fds[1];
+    }
+    pipe_pair(const pipe_pair&) = delete;
+    pipe_pair& operator=(const pipe_pair&) = delete;
+    /// Moves the read end to the number fd (a number just freed, to play its reuse).
+    void move_read_end_to(int fd) {
+        if (rd == fd) return;
+        if (::dup3(rd, fd, O_CLOEXEC) != fd) throw std::system_error(errno, std::system_category(), "dup3");
+        ::close(rd);
+        rd = fd;
+    }
+    ~pipe_pair() {
+        if (rd >= 0) ::close(rd);
+        if (wr >= 0) ::close(wr);
+    }
+};
 
 /// Open file descriptors of this process (a leak check: compare before and after).
 inline int fd_count() {

@@ -243,21 +243,13 @@ auto fail_at(cancel_scope::clock::time_point tp, A&& a) {
     return fail_scope_awaiter<T>(tp, true, [&](cancel_scope* s) { return make_scope_task(static_cast<A&&>(a), s); });
 }
 
-inline cancel_scope::clock::time_point deadline_after(std::chrono::nanoseconds d) noexcept {
-    if (d.count() <= 0) return cancel_scope::clock::time_point::min();
-    const auto now = cancel_scope::clock::now();
-    if (d > cancel_scope::clock::time_point::max() - now) return cancel_scope::clock::time_point::max();
-    return now + d;
-}
-
 }  // namespace detail
 
 /// Runs the block; if `d` passes first, cancels it (level-triggered) and yields nullopt
 /// (false for a void block). trio's move_on_after.
 template <class Awaitable, class Rep, class Period>
 auto move_on_after(std::chrono::duration<Rep, Period> d, Awaitable&& a) {
-    return detail::move_on_at(detail::deadline_after(std::chrono::ceil<std::chrono::nanoseconds>(d)),
-                              static_cast<Awaitable&&>(a));
+    return detail::move_on_at(detail::deadline_after(detail::saturating_ceil(d)), static_cast<Awaitable&&>(a));
 }
 template <class Awaitable>
 auto move_on_at(std::chrono::steady_clock::time_point tp, Awaitable&& a) {
@@ -268,8 +260,7 @@ auto move_on_at(std::chrono::steady_clock::time_point tp, Awaitable&& a) {
 /// timeout_error once it has ended. trio's fail_after, asyncio's timeout().
 template <class Awaitable, class Rep, class Period>
 auto fail_after(std::chrono::duration<Rep, Period> d, Awaitable&& a) {
-    return detail::fail_at(detail::deadline_after(std::chrono::ceil<std::chrono::nanoseconds>(d)),
-                           static_cast<Awaitable&&>(a));
+    return detail::fail_at(detail::deadline_after(detail::saturating_ceil(d)), static_cast<Awaitable&&>(a));
 }
 template <class Awaitable>
 auto fail_at(std::chrono::steady_clock::time_point tp, Awaitable&& a) {
@@ -334,7 +325,7 @@ public:
         link_ = std::make_shared<stop_link>();
         link_->slot = &children_.slots[0];
         if (!g.start(h, true)) return false;
-        callback_.emplace(token_, on_stop{&loop, link_});  // may run at once, here
+        callback_.emplace(token_, on_stop{loop.handle(), link_});  // may run at once, here
         return true;
     }
 
@@ -347,12 +338,14 @@ public:
     }
 
 private:
+    // Runs on the thread that requests the stop, which may outlive the loop: it holds a
+    // loop_handle, which refuses the work once the loop has gone.
     struct on_stop {
-        event_loop* loop;
+        loop_handle loop;
         std::shared_ptr<stop_link> link;
         void operator()() noexcept {
             try {
-                loop->call_soon_threadsafe([l = link] {
+                loop.call_soon_threadsafe([l = link] {
                     if (l->slot != nullptr) l->slot->cancel_once();
                 });
             } catch (...) {

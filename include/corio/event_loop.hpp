@@ -240,8 +240,10 @@ public:
     [[nodiscard]] loop_handle handle() noexcept { return loop_handle(this, remote_); }
 
     /// Runs fn on the loop thread once the delay has passed. Loop thread only.
-    template <class F>
-    timer_handle call_later(std::chrono::nanoseconds delay, F&& fn);
+    /// Any duration: a huge one saturates (never runs unless cancelled), one <= 0 runs at
+    /// the next turn.
+    template <class Rep, class Period, class F>
+    timer_handle call_later(std::chrono::duration<Rep, Period> delay, F&& fn);
 
     /// Ends run(): the main awaitable is cancelled, then everything is drained as usual.
     /// Loop thread (use call_soon_threadsafe from others).
@@ -511,12 +513,12 @@ inline bool timer_handle::cancel() noexcept {
     return true;
 }
 
-template <class F>
-timer_handle event_loop::call_later(std::chrono::nanoseconds delay, F&& fn) {
+template <class Rep, class Period, class F>
+timer_handle event_loop::call_later(std::chrono::duration<Rep, Period> delay, F&& fn) {
     auto* e = new timer_handle::callback_timer;
     e->fn = std::function<void()>(static_cast<F&&>(fn));
     e->loop = this;
-    e->deadline = detail::clock::now() + (delay.count() > 0 ? delay : std::chrono::nanoseconds(0));
+    e->deadline = detail::deadline_after(detail::saturating_ceil(delay));
     add_timer(*e);
     timer_handle h;
     h.entry_ = e;

@@ -87,7 +87,9 @@ public:
         cv_.notify_one();
     }
 
-    /// Takes a job back if no worker has started it. True when withdrawn.
+    /// Takes a job back if no worker has started it. True when withdrawn. O(1) (the job's
+    /// own links tell whether it is queued), so cancelling n queued jobs costs O(n).
+    /// The job must have been submitted to this pool.
     bool withdraw(detail::pool_job* job) noexcept {
         std::lock_guard lock(mutex_);
         if (!queue_.contains(job)) return false;  // a worker has it
@@ -256,20 +258,27 @@ auto run_in(thread_pool& pool, F&& fn, Args&&... args) {
     return pool.run(static_cast<F&&>(fn), static_cast<Args&&>(args)...);
 }
 
-/// From any thread: runs the awaitable as a task on `loop`; the std::future gets its
+/// From any thread: runs the awaitable as a task on the loop; the std::future gets its
 /// result (or exception, or cancelled_error if the loop cancels it, or ends before it ran).
+/// Throws usage_error when the loop has closed already.
 template <class Awaitable>
-auto run_coroutine_threadsafe(event_loop& loop, Awaitable&& a) {
+auto run_coroutine_threadsafe(const loop_handle& loop, Awaitable&& a) {
     using T = detail::await_result_t<detail::task_for_t<Awaitable>>;
     std::promise<T> p;
     std::future<T> f = p.get_future();
     // The guard travels with the work: if the loop drops it unrun, the future learns so.
-    loop.call_soon_threadsafe([&loop, t = detail::make_task(static_cast<Awaitable&&>(a)),
-                               g = detail::std_promise_guard<T>(std::move(p))]() mutable {
-        loop.spawn(detail::bridge_to_std_promise<T>(std::move(t), std::move(g)),
-                   spawn_options{"run_coroutine_threadsafe"});
-    });
+    loop.call_soon_threadsafe(
+        [t = detail::make_task(static_cast<Awaitable&&>(a)), g = detail::std_promise_guard<T>(std::move(p))]() mutable {
+            event_loop::current().spawn(detail::bridge_to_std_promise<T>(std::move(t), std::move(g)),
+                                        spawn_options{"run_coroutine_threadsafe"});
+        });
     return f;
+}
+
+/// The same, for a loop that the caller knows is alive for the duration of the call.
+template <class Awaitable>
+auto run_coroutine_threadsafe(event_loop& loop, Awaitable&& a) {
+    return run_coroutine_threadsafe(loop.handle(), static_cast<Awaitable&&>(a));
 }
 
 }  // namespace corio

@@ -93,7 +93,7 @@ public:
             children_.slots[0].cancel_once();
             return g.start(h, true);
         }
-        timer_.deadline = clock::now() + timeout_;  // the time runs from the start
+        timer_.deadline = deadline_after(timeout_);  // the time runs from the start; max: never
         timer_.fire = &on_timeout;
         timer_.self = this;
         g.timer = &timer_;                    // removed by the group when the children end
@@ -131,16 +131,18 @@ private:
 
 }  // namespace detail
 
-/// Suspends for at least `d` (never less).
+/// Suspends for at least `d` (never less). A d past the clock's range sleeps until
+/// cancelled; d <= 0 has passed already: the task resumes at the loop's next turn.
 template <class Rep, class Period>
 detail::sleep_awaiter sleep(std::chrono::duration<Rep, Period> d) {
-    return detail::sleep_awaiter(detail::clock::now() + std::chrono::ceil<std::chrono::nanoseconds>(d));
+    return detail::sleep_awaiter(detail::deadline_after(detail::saturating_ceil(d)));
 }
 
-/// Suspends until `tp` (steady clock).
+/// Suspends until `tp` (steady clock), rounded up to the clock's nanoseconds and
+/// saturated at its range.
 template <class Duration>
 detail::sleep_awaiter sleep_until(std::chrono::time_point<detail::clock, Duration> tp) {
-    return detail::sleep_awaiter(std::chrono::time_point_cast<detail::clock::duration>(tp));
+    return detail::sleep_awaiter(detail::clock::time_point(detail::saturating_ceil(tp.time_since_epoch())));
 }
 
 /// Lets every other ready task run once (asyncio.sleep(0)); a cancellation point.
@@ -153,7 +155,7 @@ template <class Awaitable, class Rep, class Period>
 auto wait_for(Awaitable&& a, std::chrono::duration<Rep, Period> timeout) {
     using T = detail::await_result_t<detail::task_for_t<Awaitable>>;
     return detail::wait_for_awaiter<T>(detail::make_task(static_cast<Awaitable&&>(a)),
-                                       std::chrono::ceil<std::chrono::nanoseconds>(timeout));
+                                       detail::saturating_ceil(timeout));
 }
 
 }  // namespace corio

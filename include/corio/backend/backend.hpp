@@ -10,6 +10,7 @@
 #include <string_view>
 
 #include <sys/socket.h>
+#include <unistd.h>
 
 namespace corio {
 
@@ -47,10 +48,13 @@ struct io_op {
     void (*complete)(io_op*) noexcept = nullptr;
 
     // Backend bookkeeping.
-    io_op* next = nullptr;  // epoll: waiters on one fd
-    bool in_kernel = false;
+    io_op* next = nullptr;   // epoll: waiters on one fd; io_uring: what waits for an SQE
+    io_op* prev = nullptr;   // io_uring: the same list, doubly linked
+    bool in_kernel = false;  // submitted and not yet completed (io_uring: perhaps still parked)
     bool cancel_requested = false;
     bool waiting_ready = false;  // io_uring: polling before a retry after -EAGAIN
+    std::uint8_t parked = 0;     // io_uring: 1 the op waits for an SQE, 2 its cancel does
+    bool counted = false;        // io_uring: counted among its socket's operations in flight
 };
 
 class backend {
@@ -61,11 +65,14 @@ public:
     virtual ~backend() = default;
 
     [[nodiscard]] virtual backend_kind kind() const noexcept = 0;
-    /// Starts an operation; completion may come in a later wait() or, on epoll for a
-    /// syscall that succeeds at once, inside submit() itself (still before it returns).
+    /// Starts an operation; completion may come in a later wait() or inside submit()
+    /// itself, still before it returns (epoll: a syscall that succeeds at once, or a bad
+    /// fd; io_uring: an op on a socket being closed, -EBADF). Never drops the op: io_uring
+    /// parks one that finds the submission ring full until the next wait, and never
+    /// throws; epoll throws only when it cannot grow its fd table (bad_alloc).
     virtual void submit(io_op& op) = 0;
     /// Abandons an operation; its complete() still comes, with -ECANCELED or a result
-    /// if the operation won the race.
+    /// if the operation won the race (perhaps inside cancel() itself). Never dropped.
     virtual void cancel(io_op& op) noexcept = 0;
     /// Waits for completions; timeout < 0: forever, 0: poll. Calls op->complete for each.
     /// Returns true if the remote-wakeup fd fired.
@@ -74,6 +81,14 @@ public:
     /// registered edge-triggered) and detached just before they are closed.
     virtual void attach(int /*fd*/) {}
     virtual void detach(int /*fd*/) noexcept {}
+    /// Closes an attached socket. Every operation still waiting on it completes first,
+    /// with -EBADF (unless a cancel of its own or a result won the race), and the number
+    /// is not given back while the kernel holds one of them: io_uring cancels them by fd
+    /// and closes the descriptor once the last CQE has come; epoll ends them in detach().
+    virtual void close_socket(int fd) noexcept {
+        detach(fd);
+        ::close(fd);
+    }
     /// Whether corio's own sockets should be non-blocking. io_uring prefers blocking
     /// sockets: it then waits for readiness inside the kernel instead of failing with
     /// -EAGAIN and costing a second round trip.

@@ -3,9 +3,18 @@
 // tries its syscall; only on EAGAIN does it wait for the fd.
 // - corio's own sockets are attached once, edge-triggered, for their whole life: no
 //   epoll_ctl per operation.
-// - A foreign fd (wait_readable on a C library's socket) is registered level-triggered
-//   while someone waits, and the registration is removed as soon as no operation waits
-//   on it (the user may close the fd after wait_readable returns).
+// - A foreign fd (wait_readable on a C library's socket, a pipe) is registered
+//   level-triggered and one-shot, and the registration is kept after the wait: an event
+//   disarms it, so an fd nobody waits on cannot wake the loop, and the next wait re-arms
+//   it with one EPOLL_CTL_MOD instead of an ADD and a DEL around every wait.
+//   The user may close a foreign fd at any time, and the kernel hands its number out
+//   again. epoll forgets a registration when its file is closed, so the re-arming MOD
+//   fails with ENOENT once the number names another file: then the fd is registered
+//   afresh, and waits still pending on the old file end with EBADF (nothing could wake
+//   them any more). A wait on a foreign fd closed mid-wait ends that way, or when it is
+//   cancelled. (io_uring's poll holds the file it started on and goes on watching it.)
+//   Each registration's key carries a generation of its number, so the events of an old
+//   file that lives on elsewhere (a dup) are not taken for the new one's.
 
 #include <cerrno>
 #include <chrono>
@@ -14,6 +23,7 @@
 #include <ctime>
 #include <string>
 #include <system_error>
+#include <utility>
 #include <vector>
 
 #include <poll.h>
@@ -32,6 +42,11 @@ namespace corio::detail {
 /// predictable branch per timed wait, next to a syscall.
 inline int (*epoll_pwait2_fault)() = nullptr;
 
+/// Test hook for epoll_ctl. When set, each epoll_ctl call of a backend first asks it (with
+/// the op and the fd): a non-zero return is the errno the call fails with, without asking
+/// the kernel. Lets a test count the calls, or play a registration the kernel dropped.
+inline int (*epoll_ctl_hook)(int op, int fd) = nullptr;
+
 class epoll_backend final : public backend {
 public:
     explicit epoll_backend(int wake_fd) : wake_fd_(wake_fd) {
@@ -39,7 +54,7 @@ public:
         if (epfd_ < 0) throw std::system_error(errno, std::system_category(), "corio: epoll backend: epoll_create1");
         epoll_event ev{};
         ev.events = EPOLLIN;
-        ev.data.ptr = nullptr;  // nullptr marks the wakeup fd
+        ev.data.u64 = 0;  // 0 marks the wakeup fd
         if (::epoll_ctl(epfd_, EPOLL_CTL_ADD, wake_fd_, &ev) < 0) {
             const int e = errno;
             ::close(epfd_);
@@ -69,38 +84,55 @@ public:
             op.complete(&op);
             return;
         }
+        io_op* stale = nullptr;
+        if (!s.edge) {
+            if (const int e = arm(op.fd, s, wanted(op), stale); e != 0) {
+                fail_all(stale, -EBADF);
+                op.result = -e;
+                op.complete(&op);
+                return;
+            }
+        }
         op.next = nullptr;
         io_op** tail = &s.waiters;
         while (*tail != nullptr) tail = &(*tail)->next;
         *tail = &op;
         op.in_kernel = true;
         ++in_flight_;
-        if (s.edge) return;
-        if (const int e = update(op.fd, s); e != 0) {
-            unlink(s, op);
-            op.result = -e;
-            op.complete(&op);
-        }
+        fail_all(stale, -EBADF);  // last: a completion may submit, and move fds_
     }
 
     void cancel(io_op& op) noexcept override {
         if (!op.in_kernel) return;
         fd_state& s = fds_[static_cast<std::size_t>(op.fd)];
         unlink(s, op);
-        if (!s.edge) (void)update(op.fd, s);
+        // A foreign fd keeps its registration, armed for what the op wanted: it may report
+        // once more, to nobody, and is disarmed by that.
         op.result = -ECANCELED;
         op.complete(&op);
     }
 
     void attach(int fd) override {
         fd_state& s = state_for(fd);
+        // corio has just made this socket: a foreign fd registered under its number was
+        // closed since, and its pending waits can never be woken.
+        io_op* stale = nullptr;
+        if (!s.edge && s.registered != 0) {
+            stale = std::exchange(s.waiters, nullptr);
+            s.registered = 0;
+            ++s.generation;
+        }
         epoll_event ev{};
         ev.events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET;
-        ev.data.ptr = reinterpret_cast<void*>(static_cast<std::uintptr_t>(fd) + 1);
-        if (::epoll_ctl(epfd_, EPOLL_CTL_ADD, fd, &ev) < 0)
-            throw std::system_error(errno, std::system_category(), "corio: epoll backend: registering a socket");
-        s.registered = ev.events;
-        s.edge = true;
+        ev.data.u64 = key(fd, s);
+        const int rc = ctl(EPOLL_CTL_ADD, fd, &ev);
+        const int e = errno;
+        if (rc == 0) {
+            s.registered = ev.events;
+            s.edge = true;
+        }
+        fail_all(stale, -EBADF);
+        if (rc < 0) throw std::system_error(e, std::system_category(), "corio: epoll backend: registering a socket");
     }
 
     void detach(int fd) noexcept override {
@@ -115,8 +147,8 @@ public:
             op.result = -EBADF;
             op.complete(&op);
         }
-        (void)::epoll_ctl(epfd_, EPOLL_CTL_DEL, fd, nullptr);
-        s = fd_state{};
+        (void)ctl(EPOLL_CTL_DEL, fd, nullptr);
+        s = fd_state{.generation = s.generation + 1};
     }
 
     bool wait(std::chrono::nanoseconds timeout) override {
@@ -146,12 +178,11 @@ public:
         }
         bool woke = false;
         for (int i = 0; i < n; ++i) {
-            if (events[i].data.ptr == nullptr) {
+            if (events[i].data.u64 == 0) {
                 woke = true;
                 continue;
             }
-            const int fd = static_cast<int>(reinterpret_cast<std::uintptr_t>(events[i].data.ptr) - 1);
-            dispatch(fd, events[i].events);
+            dispatch(events[i].data.u64, events[i].events);
         }
         return woke;
     }
@@ -160,8 +191,14 @@ private:
     struct fd_state {
         io_op* waiters = nullptr;
         std::uint32_t registered = 0;  // the mask epoll has for this fd, 0: not registered
+        std::uint32_t generation = 0;  // bumped when the number is found to name a new file
         bool edge = false;             // attached for life, edge-triggered
     };
+
+    // An event's key: the fd + 1 (0 is the wakeup fd) and the generation it was registered in.
+    static std::uint64_t key(int fd, const fd_state& s) noexcept {
+        return (std::uint64_t{s.generation} << 32) | (static_cast<std::uint32_t>(fd) + 1U);
+    }
 
     int pwait2(epoll_event* events, const timespec& ts) {
         if (CORIO_UNLIKELY(epoll_pwait2_fault != nullptr)) {
@@ -171,6 +208,16 @@ private:
             }
         }
         return ::epoll_pwait2(epfd_, events, 128, &ts, nullptr);
+    }
+
+    int ctl(int op, int fd, epoll_event* ev) noexcept {
+        if (CORIO_UNLIKELY(epoll_ctl_hook != nullptr)) {
+            if (const int e = epoll_ctl_hook(op, fd); e != 0) {
+                errno = e;
+                return -1;
+            }
+        }
+        return ::epoll_ctl(epfd_, op, fd, ev);
     }
 
     int wait_ms(epoll_event* events, std::chrono::nanoseconds timeout) {
@@ -210,32 +257,53 @@ private:
         return 0;
     }
 
-    // Returns 0 or an errno.
-    int update(int fd, fd_state& s) noexcept {
-        std::uint32_t mask = 0;
-        for (io_op* w = s.waiters; w != nullptr; w = w->next) mask |= wanted(*w);
-        std::uint32_t ev_mask = 0;
-        if ((mask & POLLIN) != 0U) ev_mask |= EPOLLIN | EPOLLRDHUP;
-        if ((mask & POLLOUT) != 0U) ev_mask |= EPOLLOUT;
-        if (ev_mask == s.registered) return 0;
-        epoll_event ev{};
-        ev.events = ev_mask;
-        ev.data.ptr = reinterpret_cast<void*>(static_cast<std::uintptr_t>(fd) + 1);
-        int rc = 0;
-        if (ev_mask == 0)
-            rc = ::epoll_ctl(epfd_, EPOLL_CTL_DEL, fd, nullptr);
-        else if (s.registered == 0)
-            rc = ::epoll_ctl(epfd_, EPOLL_CTL_ADD, fd, &ev);
-        else
-            rc = ::epoll_ctl(epfd_, EPOLL_CTL_MOD, fd, &ev);
-        if (rc < 0) {
-            const int e = errno;
-            // The fd was closed behind our back: forget the registration.
-            if (ev_mask == 0 || e == EBADF || e == ENOENT) s.registered = 0;
-            return ev_mask == 0 ? 0 : e;
+    // Registers a foreign fd for what its waiters and `extra` (an op about to join them)
+    // want, or re-arms its one-shot registration; returns 0 or an errno. The MOD also
+    // checks that the number still names the file registered: if not (ENOENT, or EBADF
+    // when it names none), the registration is made afresh under a new generation, and the
+    // waiters of the old file are handed back in `stale`, to be failed with EBADF.
+    int arm(int fd, fd_state& s, std::uint32_t extra, io_op*& stale) noexcept {
+        std::uint32_t want = extra;
+        for (io_op* w = s.waiters; w != nullptr; w = w->next) want |= wanted(*w);
+        if (s.registered != 0) {
+            if (ctl_for(EPOLL_CTL_MOD, fd, s, want) == 0) return 0;
+            if (errno != ENOENT && errno != EBADF) return errno;
+            stale = std::exchange(s.waiters, nullptr);
+            s.registered = 0;
+            ++s.generation;
+            if (extra == 0) return 0;  // nobody left to register for
+            want = extra;
         }
-        s.registered = ev_mask;
+        if (ctl_for(EPOLL_CTL_ADD, fd, s, want) == 0) return 0;
+        if (errno != EEXIST) return errno;
+        // Registered already, with a key we no longer hold (the number was given back to
+        // the file registered under it): take the registration over.
+        return ctl_for(EPOLL_CTL_MOD, fd, s, want) == 0 ? 0 : errno;
+    }
+
+    // epoll_ctl ADD or MOD of a foreign fd for `poll_mask`, level-triggered and one-shot.
+    int ctl_for(int op, int fd, fd_state& s, std::uint32_t poll_mask) noexcept {
+        epoll_event ev{};
+        ev.events = EPOLLONESHOT;
+        if ((poll_mask & POLLIN) != 0U) ev.events |= EPOLLIN | EPOLLRDHUP;
+        if ((poll_mask & POLLOUT) != 0U) ev.events |= EPOLLOUT;
+        ev.data.u64 = key(fd, s);
+        if (ctl(op, fd, &ev) < 0) return -1;
+        s.registered = ev.events;
         return 0;
+    }
+
+    // Ends each op of a list already taken off its fd with `result`.
+    void fail_all(io_op* list, int result) noexcept {
+        while (list != nullptr) {
+            io_op* op = list;
+            list = op->next;
+            op->next = nullptr;
+            op->in_kernel = false;
+            --in_flight_;
+            op->result = result;
+            op->complete(op);
+        }
     }
 
     void unlink(fd_state& s, io_op& op) noexcept {
@@ -315,8 +383,12 @@ private:
         return true;
     }
 
-    void dispatch(int fd, std::uint32_t events) {
+    void dispatch(std::uint64_t event_key, std::uint32_t events) {
+        const int fd = static_cast<int>((event_key & 0xffff'ffffU) - 1U);
         fd_state& s = fds_[static_cast<std::size_t>(fd)];
+        // A registration of an earlier file with this number, which epoll keeps while the
+        // file lives on elsewhere: its events are not the current file's.
+        if ((event_key >> 32) != s.generation) return;
         const bool error = (events & (EPOLLERR | EPOLLHUP)) != 0U;
         std::uint32_t ready = 0;
         if ((events & (EPOLLIN | EPOLLRDHUP)) != 0U || error) ready |= POLLIN;
@@ -347,13 +419,26 @@ private:
             *done_tail = &op;
             done_tail = &op.next;
         }
-        if (!s.edge) (void)update(fd, s);
+        // The event disarmed a foreign fd's one-shot registration: re-arm it for those
+        // still waiting. If that fails they cannot be woken any more, and end with the error.
+        io_op* stale = nullptr;
+        io_op* failed = nullptr;
+        int failure = 0;
+        if (!s.edge && s.waiters != nullptr) {
+            if (const int e = arm(fd, s, 0, stale); e != 0) {
+                failed = std::exchange(s.waiters, nullptr);
+                failure = -e;
+            }
+        }
+        // From here on `s` may move: a completion may submit an op on a higher fd.
         while (done != nullptr) {
             io_op* op = done;
             done = op->next;
             op->next = nullptr;
             op->complete(op);
         }
+        fail_all(stale, -EBADF);
+        fail_all(failed, failure);
     }
 
     int epfd_ = -1;

@@ -1,8 +1,18 @@
 #pragma once
 // The io_uring backend. Operations are prepared into the submission ring as they are
 // started and handed to the kernel together at the next wait: one io_uring_enter per
-// loop turn. user_data points at the io_op in the awaiting frame; 0 marks a CQE to
-// ignore (an async-cancel's own completion), 1 the wakeup eventfd read.
+// loop turn. user_data points at the io_op in the awaiting frame; values no op can have
+// (ops are 8-aligned) mark the backend's own requests: 0 a CQE to ignore (an
+// async-cancel's own completion), 1 the wakeup eventfd's poll, fd << 3 | 5 a cancel of
+// every operation on a socket being closed.
+//
+// Nothing started is ever dropped. An operation, a cancel or the wakeup's re-arm that
+// finds no free SQE is parked in a FIFO (the ops' own links: no allocation) and goes in
+// first at the next wait, which hands the kernel as many ring-fulls as it takes.
+//
+// A socket is closed only once the kernel holds no operation on it: closing cancels them
+// all by fd, and the descriptor is released when the last one's CQE has come. Until then
+// its number cannot be reused, so no retry or resubmission can reach another socket.
 
 #include <corio/config.hpp>
 
@@ -10,13 +20,18 @@
 
 #include <cerrno>
 #include <chrono>
+#include <cstdint>
 #include <cstring>
 #include <string>
 #include <system_error>
+#include <utility>
+#include <vector>
 
 #include <fcntl.h>
 #include <liburing.h>
 #include <poll.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include <corio/backend/backend.hpp>
 
@@ -28,6 +43,32 @@ namespace corio::detail {
 /// (the next set is tried), EPERM a container whose seccomp profile forbids io_uring.
 /// Read once per attempt, at loop creation only.
 inline int (*uring_setup_fault)(unsigned flags) = nullptr;
+
+/// Test hook for a kernel without some operation: asked at loop creation with each
+/// IORING_OP_* the backend needs; true makes the probe report that one missing.
+inline bool (*uring_probe_fault)(unsigned opcode) = nullptr;
+
+/// The requests uring_request_fault can have the kernel refuse.
+enum class uring_request : std::uint8_t {
+    multishot_poll,  ///< the wakeup eventfd's multishot poll (Linux 5.13)
+    oneshot_poll,    ///< the wakeup eventfd's one-shot poll, where multishot is missing
+    cancel_fd,       ///< IORING_ASYNC_CANCEL_FD, closing a socket (Linux 5.19)
+};
+/// Test hook for older kernels: asked each time the backend sends one of those requests;
+/// true sends it with a flag no kernel knows, so that the kernel itself answers -EINVAL,
+/// as 5.10 does for a multishot poll and 5.18 for a cancel by fd.
+inline bool (*uring_request_fault)(uring_request) = nullptr;
+
+/// Test hook for a full submission ring: asked each time the backend wants an SQE; true
+/// plays a ring the kernel has not yet emptied (no SQE is free). One predictable branch
+/// per SQE.
+inline bool (*uring_sqe_fault)() = nullptr;
+
+/// Test hook for kernels that answer -EAGAIN on a non-blocking descriptor (this backend
+/// then waits for readiness and retries): asked with the fd of each recv, send, read and
+/// write; true sends the operation with MSG_DONTWAIT / RWF_NOWAIT, so that the kernel
+/// answers -EAGAIN instead of waiting itself, as newer kernels do.
+inline bool (*uring_nowait_fault)(int fd) = nullptr;
 
 class uring_backend final : public backend {
 public:
@@ -49,7 +90,11 @@ public:
             rc = uring_setup_fault != nullptr ? -uring_setup_fault(flags) : 0;
             if (rc == 0) {
                 io_uring_params params{};
-                params.flags = flags;
+                // A completion ring larger than the submission ring: completions of many
+                // turns' submissions can be waiting at once (the kernel keeps what does not
+                // fit, IORING_FEAT_NODROP, but that is its slow path).
+                params.flags = flags | IORING_SETUP_CQSIZE;
+                params.cq_entries = cq_entries_for(queue_depth);
                 rc = io_uring_queue_init_params(queue_depth, &ring_, &params);
             }
             if (rc == 0) {
@@ -59,37 +104,89 @@ public:
             if (rc != -EINVAL) break;  // EPERM, ENOMEM, ENOSYS: no other flag set will help
         }
         if (rc != 0) throw setup_error(-rc, queue_depth);
-        arm_wakeup();
+        try {
+            check_features();
+            start_wakeup();
+        } catch (...) {
+            io_uring_queue_exit(&ring_);
+            throw;
+        }
     }
-    ~uring_backend() override { io_uring_queue_exit(&ring_); }
+    ~uring_backend() override {
+        // The kernel cancels what is left and lets go of every file; then the sockets
+        // that were waiting for their operations to end are closed.
+        io_uring_queue_exit(&ring_);
+        for (std::size_t fd = 0; fd < fds_.size(); ++fd)
+            if (fds_[fd].closing) ::close(static_cast<int>(fd));
+    }
 
     [[nodiscard]] backend_kind kind() const noexcept override { return backend_kind::io_uring; }
     /// The IORING_SETUP_* flags the kernel accepted (0: plain); describe() names them.
     [[nodiscard]] unsigned setup_flags() const noexcept { return flags_; }
+    /// False on a kernel without multishot poll: the wakeup poll is re-armed after each wake.
+    [[nodiscard]] bool multishot_wakeup() const noexcept { return multishot_wakeup_; }
     [[nodiscard]] bool nonblocking_sockets() const noexcept override { return false; }
     [[nodiscard]] std::string describe() const {
-        if ((flags_ & IORING_SETUP_DEFER_TASKRUN) != 0U) return "io_uring (SINGLE_ISSUER|DEFER_TASKRUN)";
-        if ((flags_ & IORING_SETUP_COOP_TASKRUN) != 0U) return "io_uring (COOP_TASKRUN)";
-        return "io_uring";
+        std::string flags;
+        if ((flags_ & IORING_SETUP_DEFER_TASKRUN) != 0U)
+            flags = "SINGLE_ISSUER|DEFER_TASKRUN";
+        else if ((flags_ & IORING_SETUP_COOP_TASKRUN) != 0U)
+            flags = "COOP_TASKRUN";
+        if (!multishot_wakeup_)
+            flags +=
+                std::string(flags.empty() ? "" : ", ") + "one-shot wakeup poll: no multishot poll before Linux 5.13";
+        return flags.empty() ? "io_uring" : "io_uring (" + flags + ")";
     }
 
-    void submit(io_op& op) override {
-        prep(op);
-        op.in_kernel = true;
+    /// Never throws: an op that finds no SQE waits for one (see the file comment).
+    void submit(io_op& op) noexcept override {
         op.cancel_requested = false;
+        op.waiting_ready = false;
+        op.counted = false;
+        // Only corio's own sockets are counted: a foreign fd's count could outlive its file
+        // and hold the close of the next socket that gets its number.
+        if (static_cast<std::size_t>(op.fd) < fds_.size() && fds_[static_cast<std::size_t>(op.fd)].attached) {
+            fd_state& s = fds_[static_cast<std::size_t>(op.fd)];
+            if (CORIO_UNLIKELY(s.closing)) {
+                // The socket is being closed (an exact transfer resubmitting, say): nothing
+                // more may reach it.
+                op.result = -EBADF;
+                op.complete(&op);
+                return;
+            }
+            ++s.ops;
+            op.counted = true;
+        }
+        op.in_kernel = true;
         ++in_flight_;
+        send(op);
     }
 
+    /// Never throws, never drops the cancel: one that finds no SQE waits for one.
     void cancel(io_op& op) noexcept override {
         if (!op.in_kernel || op.cancel_requested) return;
         op.cancel_requested = true;
-        io_uring_sqe* sqe = next_sqe_noexcept();
-        if (sqe == nullptr) return;  // the op completes on its own; nothing is lost
-        io_uring_prep_cancel64(sqe, user_data(op), 0);
-        io_uring_sqe_set_data64(sqe, 0);
+        if (op.parked == park_op) {  // it never reached the kernel: it ends here
+            unpark(op);
+            finish(op, -ECANCELED);
+            return;
+        }
+        io_uring_sqe* sqe = take_sqe();
+        if (sqe == nullptr) {
+            park(op, park_cancel);
+            return;
+        }
+        fill_cancel(op, *sqe);
     }
 
     bool wait(std::chrono::nanoseconds timeout) override {
+        flush_parked();
+        // What could not be handed over yet (the kernel is not taking submissions) must not
+        // wait behind a sleep.
+        if (parked_head_ != nullptr || wake_arm_parked_ || parked_fd_cancels_ > 0 || woke_early_)
+            timeout = std::chrono::nanoseconds(0);
+        if (CORIO_UNLIKELY(wake_broken_) && (timeout.count() < 0 || timeout > std::chrono::milliseconds(10)))
+            timeout = std::chrono::milliseconds(10);  // no wakeup poll: look at other threads' posts often
         int rc = 0;
         if (timeout.count() == 0) {
             rc = io_uring_submit_and_get_events(&ring_);
@@ -109,39 +206,256 @@ public:
         return reap();
     }
 
+    /// Sockets are counted from here on: their operations in flight, for close_socket.
+    void attach(int fd) override {
+        if (fd < 0) return;
+        const auto i = static_cast<std::size_t>(fd);
+        if (i >= fds_.size()) fds_.resize(i + 1 > 2 * fds_.size() ? i + 1 : 2 * fds_.size());
+        fds_[i] = fd_state{};
+        fds_[i].attached = true;
+    }
+
+    /// Ends every operation on the socket first (cancel by fd, or a shutdown on kernels
+    /// without it), each with -EBADF; the descriptor is closed when the last one's CQE has
+    /// come, so its number is not reused while the kernel still holds one of them.
+    void close_socket(int fd) noexcept override {
+        if (fd < 0) return;
+        const auto i = static_cast<std::size_t>(fd);
+        if (i >= fds_.size() || fds_[i].ops == 0) {
+            if (i < fds_.size()) fds_[i] = fd_state{};
+            ::close(fd);
+            return;
+        }
+        fds_[i].closing = true;
+        end_parked_on(fd);             // these never reached the kernel
+        if (!fds_[i].closing) return;  // that was all of them: closed already
+        if (has_cancel_fd_)
+            send_cancel_fd(fd);
+        else
+            shut_down(fd);
+    }
+
 private:
+    struct fd_state {
+        std::uint32_t ops = 0;       // counted operations in flight on this fd
+        bool attached = false;       // one of corio's sockets (attach): its ops are counted
+        bool closing = false;        // closed by its owner; released when ops reaches 0
+        bool cancel_parked = false;  // its cancel by fd waits for an SQE
+        bool shut = false;           // shut down instead (no cancel by fd)
+    };
+
+    static constexpr __u64 wakeup_tag = 1;
+    static constexpr __u64 fd_cancel_tag = 5;  // low three bits; the fd above them
     // user_data: the op's address, with bit 1 set while the op waits for readiness
     // before retrying (a non-blocking fd answered -EAGAIN).
     static constexpr __u64 poll_tag = 2;
+    static constexpr std::uint8_t park_op = 1;      // the op itself waits for an SQE
+    static constexpr std::uint8_t park_cancel = 2;  // its cancel does
+    // Consecutive failures of the wakeup poll tolerated before wait() reports it.
+    static constexpr unsigned max_wake_failures = 3;
+
     static __u64 user_data(const io_op& op) noexcept {
         return reinterpret_cast<__u64>(&op) | (op.waiting_ready ? poll_tag : 0);
     }
 
-    void prep(io_op& op) {
-        io_uring_sqe* sqe = next_sqe();
-        op.waiting_ready = false;
+    static unsigned cq_entries_for(unsigned queue_depth) noexcept {
+        constexpr unsigned max_cq = 2 * max_queue_depth;  // IORING_MAX_CQ_ENTRIES
+        return queue_depth >= max_cq / 4 ? max_cq : 4 * queue_depth;
+    }
+
+    static bool refused(uring_request r) noexcept {
+        return CORIO_UNLIKELY(uring_request_fault != nullptr) && uring_request_fault(r);
+    }
+    static bool nowait(int fd) noexcept {
+        return CORIO_UNLIKELY(uring_nowait_fault != nullptr) && uring_nowait_fault(fd);
+    }
+
+    // ---- start-up: what the backend relies on ----
+
+    void check_features() {
+        // Without NODROP a burst of completions larger than the CQ would be lost.
+        if ((ring_.features & IORING_FEAT_NODROP) == 0U)
+            throw std::system_error(EOPNOTSUPP, std::system_category(),
+                                    "corio: io_uring backend: the kernel's io_uring lacks IORING_FEAT_NODROP "
+                                    "(Linux 5.5), so completions could be lost");
+        io_uring_probe* probe = io_uring_get_probe_ring(&ring_);
+        if (probe == nullptr)
+            throw std::system_error(EOPNOTSUPP, std::system_category(),
+                                    "corio: io_uring backend: the kernel cannot list its io_uring operations "
+                                    "(IORING_REGISTER_PROBE, Linux 5.6)");
+        struct needed {
+            unsigned op;
+            const char* name;
+        };
+        static constexpr needed ops[] = {
+            {IORING_OP_POLL_ADD, "IORING_OP_POLL_ADD"}, {IORING_OP_ASYNC_CANCEL, "IORING_OP_ASYNC_CANCEL"},
+            {IORING_OP_READ, "IORING_OP_READ"},         {IORING_OP_WRITE, "IORING_OP_WRITE"},
+            {IORING_OP_RECV, "IORING_OP_RECV"},         {IORING_OP_SEND, "IORING_OP_SEND"},
+            {IORING_OP_RECVMSG, "IORING_OP_RECVMSG"},   {IORING_OP_SENDMSG, "IORING_OP_SENDMSG"},
+            {IORING_OP_ACCEPT, "IORING_OP_ACCEPT"},     {IORING_OP_CONNECT, "IORING_OP_CONNECT"},
+            {IORING_OP_OPENAT, "IORING_OP_OPENAT"},     {IORING_OP_FSYNC, "IORING_OP_FSYNC"},
+        };
+        const char* missing = nullptr;
+        for (const needed& n : ops) {
+            const bool faulted = uring_probe_fault != nullptr && uring_probe_fault(n.op);
+            if (faulted || io_uring_opcode_supported(probe, static_cast<int>(n.op)) == 0) {
+                missing = n.name;
+                break;
+            }
+        }
+        io_uring_free_probe(probe);
+        if (missing != nullptr)
+            throw std::system_error(EOPNOTSUPP, std::system_category(),
+                                    std::string("corio: io_uring backend: the kernel's io_uring lacks ") + missing);
+    }
+
+    // Arms the wakeup poll and sees at once whether the kernel takes it: a kernel without
+    // multishot poll (before 5.13) refuses it with -EINVAL as it is submitted, and then
+    // gets a one-shot poll, re-armed after each wake. One that refuses that too cannot
+    // be woken from other threads: the backend is not usable.
+    void start_wakeup() {
+        for (int attempt = 0; attempt < 2; ++attempt) {
+            io_uring_sqe* sqe = io_uring_get_sqe(&ring_);  // the ring is empty at start-up
+            fill_wakeup(*sqe);
+            const int rc = io_uring_submit_and_get_events(&ring_);
+            if (rc < 0)
+                throw std::system_error(-rc, std::system_category(), "corio: io_uring backend: arming the wakeup poll");
+            int refusal = 0;
+            io_uring_cqe* cqe = nullptr;
+            while (io_uring_peek_cqe(&ring_, &cqe) == 0 && cqe != nullptr) {
+                const int res = cqe->res;
+                const bool more = (cqe->flags & IORING_CQE_F_MORE) != 0U;
+                io_uring_cqe_seen(&ring_, cqe);
+                if (res < 0) {
+                    refusal = res;
+                } else {
+                    woke_early_ = true;  // another thread posted already
+                    if (!more) arm_wakeup();
+                }
+            }
+            if (refusal == 0) return;
+            if (refusal != -EINVAL || !multishot_wakeup_)
+                throw std::system_error(-refusal, std::system_category(),
+                                        "corio: io_uring backend: the kernel refuses to poll the wakeup eventfd");
+            multishot_wakeup_ = false;
+        }
+    }
+
+    // ---- SQEs, and what waits for one ----
+
+    io_uring_sqe* take_sqe() noexcept {
+        if (CORIO_UNLIKELY(uring_sqe_fault != nullptr) && uring_sqe_fault()) return nullptr;
+        return io_uring_get_sqe(&ring_);
+    }
+
+    // The op's SQE now, or a place in the FIFO. Nothing overtakes a parked op, so ops
+    // reach the kernel in the order they were started.
+    void send(io_op& op) noexcept {
+        io_uring_sqe* sqe = parked_head_ == nullptr ? take_sqe() : nullptr;
+        if (sqe == nullptr) {
+            park(op, park_op);
+            return;
+        }
+        fill(op, *sqe);
+    }
+
+    void park(io_op& op, std::uint8_t what) noexcept {
+        op.parked = what;
+        op.next = nullptr;
+        op.prev = parked_tail_;
+        if (parked_tail_ != nullptr)
+            parked_tail_->next = &op;
+        else
+            parked_head_ = &op;
+        parked_tail_ = &op;
+    }
+
+    void unpark(io_op& op) noexcept {
+        if (op.prev != nullptr)
+            op.prev->next = op.next;
+        else
+            parked_head_ = op.next;
+        if (op.next != nullptr)
+            op.next->prev = op.prev;
+        else
+            parked_tail_ = op.prev;
+        op.next = op.prev = nullptr;
+        op.parked = 0;
+    }
+
+    // Takes an SQE for what is parked, handing the kernel a ring-full when it runs out.
+    io_uring_sqe* take_sqe_for_parked() noexcept {
+        if (io_uring_sqe* sqe = take_sqe()) return sqe;
+        if (io_uring_submit(&ring_) <= 0) return nullptr;
+        return take_sqe();
+    }
+
+    // At the start of each wait: the wakeup's re-arm first, then cancels by fd, then the
+    // parked ops and cancels in order. Stops where the kernel takes no more.
+    void flush_parked() noexcept {
+        if (wake_arm_parked_) {
+            io_uring_sqe* sqe = take_sqe_for_parked();
+            if (sqe == nullptr) return;
+            wake_arm_parked_ = false;
+            fill_wakeup(*sqe);
+        }
+        for (std::size_t fd = 0; parked_fd_cancels_ > 0 && fd < fds_.size(); ++fd) {
+            if (!fds_[fd].cancel_parked) continue;
+            io_uring_sqe* sqe = take_sqe_for_parked();
+            if (sqe == nullptr) return;
+            fds_[fd].cancel_parked = false;
+            --parked_fd_cancels_;
+            fill_cancel_fd(static_cast<int>(fd), *sqe);
+        }
+        while (parked_head_ != nullptr) {
+            io_uring_sqe* sqe = take_sqe_for_parked();
+            if (sqe == nullptr) return;
+            io_op& op = *parked_head_;
+            const std::uint8_t what = op.parked;
+            unpark(op);
+            if (what == park_op)
+                fill(op, *sqe);
+            else
+                fill_cancel(op, *sqe);
+        }
+    }
+
+    void fill(io_op& op, io_uring_sqe& s) noexcept {
+        io_uring_sqe* sqe = &s;
+        if (op.waiting_ready) {
+            const bool out = op.kind == io_kind::write || op.kind == io_kind::send || op.kind == io_kind::sendmsg ||
+                             op.kind == io_kind::connect;
+            io_uring_prep_poll_add(sqe, op.fd, out ? POLLOUT : POLLIN);
+            io_uring_sqe_set_data64(sqe, user_data(op));
+            return;
+        }
         switch (op.kind) {
             case io_kind::poll:
                 io_uring_prep_poll_add(sqe, op.fd, op.poll_mask);
                 break;
             case io_kind::read:
                 io_uring_prep_read(sqe, op.fd, op.buf, static_cast<unsigned>(op.len), static_cast<__u64>(op.offset));
+                if (nowait(op.fd)) sqe->rw_flags = RWF_NOWAIT;
                 break;
             case io_kind::write:
                 io_uring_prep_write(sqe, op.fd, op.buf, static_cast<unsigned>(op.len), static_cast<__u64>(op.offset));
+                if (nowait(op.fd)) sqe->rw_flags = RWF_NOWAIT;
                 break;
             case io_kind::recv:
-                io_uring_prep_recv(sqe, op.fd, op.buf, op.len, op.msg_flags);
+                io_uring_prep_recv(sqe, op.fd, op.buf, op.len, op.msg_flags | (nowait(op.fd) ? MSG_DONTWAIT : 0));
                 break;
             case io_kind::send:
-                io_uring_prep_send(sqe, op.fd, op.buf, op.len, op.msg_flags | MSG_NOSIGNAL);
+                io_uring_prep_send(sqe, op.fd, op.buf, op.len,
+                                   op.msg_flags | MSG_NOSIGNAL | (nowait(op.fd) ? MSG_DONTWAIT : 0));
                 break;
             case io_kind::recvmsg:
-                io_uring_prep_recvmsg(sqe, op.fd, static_cast<msghdr*>(op.buf), static_cast<unsigned>(op.msg_flags));
+                io_uring_prep_recvmsg(sqe, op.fd, static_cast<msghdr*>(op.buf),
+                                      static_cast<unsigned>(op.msg_flags | (nowait(op.fd) ? MSG_DONTWAIT : 0)));
                 break;
             case io_kind::sendmsg:
-                io_uring_prep_sendmsg(sqe, op.fd, static_cast<const msghdr*>(op.buf),
-                                      static_cast<unsigned>(op.msg_flags | MSG_NOSIGNAL));
+                io_uring_prep_sendmsg(
+                    sqe, op.fd, static_cast<const msghdr*>(op.buf),
+                    static_cast<unsigned>(op.msg_flags | MSG_NOSIGNAL | (nowait(op.fd) ? MSG_DONTWAIT : 0)));
                 break;
             case io_kind::accept:
                 // Accepted sockets stay blocking: see nonblocking_sockets().
@@ -162,13 +476,215 @@ private:
         io_uring_sqe_set_data64(sqe, user_data(op));
     }
 
-    void prep_ready_wait(io_op& op) {
-        io_uring_sqe* sqe = next_sqe();
-        const bool out = op.kind == io_kind::write || op.kind == io_kind::send || op.kind == io_kind::sendmsg ||
-                         op.kind == io_kind::connect;
-        io_uring_prep_poll_add(sqe, op.fd, out ? POLLOUT : POLLIN);
-        op.waiting_ready = true;
-        io_uring_sqe_set_data64(sqe, user_data(op));
+    // The op's phase (waiting for readiness or not) no longer changes once a cancel is
+    // requested, so the address computed here still matches when the cancel is parked.
+    static void fill_cancel(const io_op& op, io_uring_sqe& sqe) noexcept {
+        io_uring_prep_cancel64(&sqe, user_data(op), 0);
+        io_uring_sqe_set_data64(&sqe, 0);
+    }
+
+    void fill_wakeup(io_uring_sqe& sqe) noexcept {
+        if (multishot_wakeup_) {
+            io_uring_prep_poll_multishot(&sqe, wake_fd_, POLLIN);
+            if (refused(uring_request::multishot_poll)) sqe.len |= 1U << 31;
+        } else {
+            io_uring_prep_poll_add(&sqe, wake_fd_, POLLIN);
+            if (refused(uring_request::oneshot_poll)) sqe.len |= 1U << 31;
+        }
+        io_uring_sqe_set_data64(&sqe, wakeup_tag);
+    }
+
+    void arm_wakeup() noexcept {
+        io_uring_sqe* sqe = take_sqe();
+        if (sqe == nullptr) {
+            wake_arm_parked_ = true;
+            return;
+        }
+        fill_wakeup(*sqe);
+    }
+
+    // ---- closing sockets ----
+
+    void send_cancel_fd(int fd) noexcept {
+        io_uring_sqe* sqe = take_sqe();
+        if (sqe == nullptr) {
+            fds_[static_cast<std::size_t>(fd)].cancel_parked = true;
+            ++parked_fd_cancels_;
+            return;
+        }
+        fill_cancel_fd(fd, *sqe);
+    }
+
+    static void fill_cancel_fd(int fd, io_uring_sqe& sqe) noexcept {
+        io_uring_prep_cancel_fd(&sqe, fd, IORING_ASYNC_CANCEL_ALL);
+        if (refused(uring_request::cancel_fd)) sqe.cancel_flags |= 1U << 31;
+        io_uring_sqe_set_data64(&sqe, (static_cast<__u64>(fd) << 3) | fd_cancel_tag);
+    }
+
+    // Without cancel by fd: a shutdown wakes every operation waiting on the socket (a
+    // listener's accept too); their results are then read as "closed".
+    void shut_down(int fd) noexcept {
+        fd_state& s = fds_[static_cast<std::size_t>(fd)];
+        if (s.shut) return;
+        s.shut = true;
+        (void)::shutdown(fd, SHUT_RDWR);
+    }
+
+    void on_fd_cancel_result(int fd, int res) noexcept {
+        if (res != -EINVAL) return;  // how many it cancelled, or -ENOENT: all had ended already
+        // A kernel before 5.19: shut sockets down instead, this one and the next ones.
+        has_cancel_fd_ = false;
+        const auto i = static_cast<std::size_t>(fd);
+        if (i < fds_.size() && fds_[i].closing) shut_down(fd);
+    }
+
+    // Ops on fd that still wait for an SQE end now; gathered first, since each completion
+    // may start another op.
+    void end_parked_on(int fd) noexcept {
+        io_op* ended = nullptr;
+        for (io_op* op = parked_head_; op != nullptr;) {
+            io_op* next = op->next;
+            if (op->fd == fd && op->parked == park_op) {
+                unpark(*op);
+                op->next = ended;
+                ended = op;
+            }
+            op = next;
+        }
+        while (ended != nullptr) {
+            io_op* op = ended;
+            ended = op->next;
+            op->next = nullptr;
+            finish(*op, -EBADF);
+        }
+    }
+
+    // What an op of a socket being closed reports: the task's own cancel still wins, a
+    // result that won the race stands, and anything the close caused is EBADF.
+    static int closed_result(const io_op& op, int result, const fd_state& s) noexcept {
+        if (op.cancel_requested) return result;
+        if (result < 0) return -EBADF;
+        if (s.shut) {
+            // After a shutdown a read sees the end of the stream and a poll sees a hang-up.
+            const bool reads = op.kind == io_kind::recv || op.kind == io_kind::recvmsg || op.kind == io_kind::read;
+            if ((reads && result == 0) || op.kind == io_kind::poll) return -EBADF;
+        }
+        return result;
+    }
+
+    void release(int fd) noexcept {
+        fd_state& s = fds_[static_cast<std::size_t>(fd)];
+        if (s.cancel_parked) --parked_fd_cancels_;
+        s = fd_state{};
+        // A cancel by fd still in the ring must reach the kernel while the number is ours.
+        if (io_uring_sq_ready(&ring_) > 0) (void)io_uring_submit(&ring_);
+        ::close(fd);
+    }
+
+    // ---- completions ----
+
+    void finish(io_op& op, int result) noexcept {
+        if (op.parked != 0) unpark(op);  // its cancel was still waiting for an SQE
+        op.in_kernel = false;
+        --in_flight_;
+        int release_fd = -1;
+        if (op.counted) {
+            op.counted = false;
+            fd_state& s = fds_[static_cast<std::size_t>(op.fd)];
+            --s.ops;
+            if (CORIO_UNLIKELY(s.closing)) {
+                result = closed_result(op, result, s);
+                if (s.ops == 0) release_fd = op.fd;
+            }
+        }
+        op.result = result;
+        op.complete(&op);  // may resubmit op (rejected: its socket is closing) or start others
+        if (release_fd >= 0 && fds_[static_cast<std::size_t>(release_fd)].closing &&
+            fds_[static_cast<std::size_t>(release_fd)].ops == 0)
+            release(release_fd);
+    }
+
+    // Returns whether the wakeup fired (or might have: the loop then looks at its queue).
+    bool on_wakeup(int res, unsigned cflags) {
+        if (res >= 0) {
+            wake_failures_ = 0;
+            if ((cflags & IORING_CQE_F_MORE) == 0U) arm_wakeup();  // one-shot, or multishot ended (CQ full)
+            return true;
+        }
+        // The poll has ended with an error: never re-arm it blindly, the loop would spin.
+        if (res == -EINVAL && multishot_wakeup_) {
+            multishot_wakeup_ = false;  // refused only now: one-shot from here on
+            arm_wakeup();
+            return true;
+        }
+        if (++wake_failures_ <= max_wake_failures) {
+            arm_wakeup();
+            return true;
+        }
+        wake_error_ = -res;
+        return true;
+    }
+
+    bool reap() {
+        bool woke = std::exchange(woke_early_, false);
+        bool fetched_overflow = false;
+        for (;;) {
+            io_uring_cqe* cqe = nullptr;
+            if (io_uring_peek_cqe(&ring_, &cqe) != 0 || cqe == nullptr) {
+                // CQEs that found the completion ring full wait in the kernel (NODROP):
+                // fetch them too, once per wait.
+                if (!fetched_overflow && io_uring_cq_has_overflow(&ring_)) {
+                    fetched_overflow = true;
+                    (void)io_uring_get_events(&ring_);
+                    continue;
+                }
+                break;
+            }
+            const __u64 data = cqe->user_data;
+            const int res = cqe->res;
+            const unsigned cflags = cqe->flags;
+            io_uring_cqe_seen(&ring_, cqe);
+            if (data == 0) continue;
+            if (data == wakeup_tag) {
+                woke = on_wakeup(res, cflags) || woke;
+                continue;
+            }
+            if ((data & 7U) == fd_cancel_tag) {
+                on_fd_cancel_result(static_cast<int>(data >> 3), res);
+                continue;
+            }
+            auto* op = reinterpret_cast<io_op*>(static_cast<std::uintptr_t>(data & ~poll_tag));
+            const bool closing = op->counted && fds_[static_cast<std::size_t>(op->fd)].closing;
+            int result = res;
+            if ((data & poll_tag) != 0) {
+                // Readiness arrived for a retry; a cancel or a close that came meanwhile wins.
+                if (result >= 0 && !op->cancel_requested && !closing) {
+                    op->waiting_ready = false;
+                    send(*op);
+                    continue;
+                }
+                if (result >= 0) result = -ECANCELED;
+            } else if (res == -EAGAIN && op->kind != io_kind::poll) {
+                if (op->cancel_requested) {
+                    result = -ECANCELED;  // it was never going to transfer: the cancel wins
+                } else if (!closing) {
+                    // A non-blocking fd said "not now": wait for readiness, then try again.
+                    op->waiting_ready = true;
+                    send(*op);
+                    continue;
+                }
+            }
+            finish(*op, result);
+        }
+        if (CORIO_UNLIKELY(wake_error_ != 0)) {
+            const int e = std::exchange(wake_error_, 0);
+            wake_broken_ = true;
+            throw std::system_error(e, std::system_category(),
+                                    "corio: io_uring backend: polling the wakeup eventfd failed " +
+                                        std::to_string(max_wake_failures + 1) +
+                                        " times in a row; wakes from other threads are now only seen every 10 ms");
+        }
+        return woke;
     }
 
     static std::system_error setup_error(int e, unsigned queue_depth) {
@@ -187,70 +703,20 @@ private:
         return {e, std::system_category(), why};
     }
 
-    io_uring_sqe* next_sqe() {
-        io_uring_sqe* sqe = next_sqe_noexcept();
-        if (sqe == nullptr)
-            throw std::system_error(EBUSY, std::system_category(), "corio: io_uring backend: submission queue full");
-        return sqe;
-    }
-
-    io_uring_sqe* next_sqe_noexcept() noexcept {
-        io_uring_sqe* sqe = io_uring_get_sqe(&ring_);
-        if (sqe == nullptr) {
-            // The ring is full: hand what we have to the kernel and take a fresh slot.
-            io_uring_submit(&ring_);
-            sqe = io_uring_get_sqe(&ring_);
-        }
-        return sqe;
-    }
-
-    void arm_wakeup() {
-        io_uring_sqe* sqe = next_sqe();
-        io_uring_prep_poll_multishot(sqe, wake_fd_, POLLIN);
-        io_uring_sqe_set_data64(sqe, 1);
-    }
-
-    bool reap() {
-        bool woke = false;
-        for (;;) {
-            io_uring_cqe* cqe = nullptr;
-            if (io_uring_peek_cqe(&ring_, &cqe) != 0 || cqe == nullptr) break;
-            const __u64 data = cqe->user_data;
-            const int res = cqe->res;
-            const unsigned cflags = cqe->flags;
-            io_uring_cqe_seen(&ring_, cqe);
-            if (data == 0) continue;
-            if (data == 1) {
-                woke = true;
-                if ((cflags & IORING_CQE_F_MORE) == 0U) arm_wakeup();
-                continue;
-            }
-            auto* op = reinterpret_cast<io_op*>(static_cast<std::uintptr_t>(data & ~poll_tag));
-            int result = res;
-            if ((data & poll_tag) != 0) {
-                // Readiness arrived for a retry; a cancel that came meanwhile wins.
-                if (op->cancel_requested && result >= 0) {
-                    result = -ECANCELED;
-                } else if (result >= 0) {
-                    prep(*op);
-                    continue;
-                }
-            } else if (res == -EAGAIN && op->kind != io_kind::poll && !op->cancel_requested) {
-                // A non-blocking fd said "not now": wait for readiness, then try again.
-                prep_ready_wait(*op);
-                continue;
-            }
-            op->in_kernel = false;
-            op->result = result;
-            --in_flight_;
-            op->complete(op);
-        }
-        return woke;
-    }
-
     io_uring ring_{};
     unsigned flags_ = 0;
     int wake_fd_;
+    bool multishot_wakeup_ = true;
+    bool wake_arm_parked_ = false;
+    bool woke_early_ = false;   // the wakeup fired during start-up
+    bool wake_broken_ = false;  // the wakeup poll kept failing and is no longer armed
+    bool has_cancel_fd_ = true;
+    unsigned wake_failures_ = 0;
+    int wake_error_ = 0;
+    io_op* parked_head_ = nullptr;
+    io_op* parked_tail_ = nullptr;
+    std::size_t parked_fd_cancels_ = 0;
+    std::vector<fd_state> fds_;  // by fd number, for sockets attached (and any fd below them)
 };
 
 }  // namespace corio::detail

@@ -65,10 +65,28 @@ protected:
     void throw_if_failed() const {
         wait_.throw_if_cancelled();
         if (result < 0) {
-            if (result == -ECANCELED && cancel_sent_) throw_cancelled(wait_.node);
+            // EAGAIN too: an op that was never going to transfer anything, cancelled.
+            if ((result == -ECANCELED || result == -EAGAIN) && cancel_sent_) throw_cancelled(wait_.node);
             std::string msg = std::string("corio: ") + what_;
             if (subject_ != nullptr) msg += std::string(" '") + subject_ + "'";
+            // A socket op meets EBADF when its socket was closed before or while it ran
+            // (the backends end pending ones so), or was never open.
+            if (result == -EBADF && on_socket()) msg += fd < 0 ? ": the socket is not open" : ": the socket was closed";
             throw std::system_error(-result, std::system_category(), msg);
+        }
+    }
+
+    [[nodiscard]] bool on_socket() const noexcept {
+        switch (kind) {
+            case io_kind::recv:
+            case io_kind::send:
+            case io_kind::recvmsg:
+            case io_kind::sendmsg:
+            case io_kind::accept:
+            case io_kind::connect:
+                return true;
+            default:
+                return false;
         }
     }
 
@@ -82,8 +100,16 @@ private:
                 me->buf = static_cast<char*>(me->buf) + n;
                 me->len -= n;
                 if (me->offset >= 0) me->offset += static_cast<std::int64_t>(n);
-                me->wait_.loop->io().submit(*me);
-                return;
+                // io_uring's submit never throws; epoll's can only run out of memory
+                // growing its fd table. Either way the op ends here, never lost.
+                try {
+                    me->wait_.loop->io().submit(*me);
+                    return;
+                } catch (const std::system_error& e) {
+                    me->result = e.code().value() > 0 ? -e.code().value() : -ENOMEM;
+                } catch (...) {
+                    me->result = -ENOMEM;
+                }
             }
         }
         me->finished_ = true;

@@ -58,7 +58,8 @@ public:
     void shutdown(shutdown_how how = shutdown_how::send) const {
         if (::shutdown(fd(), static_cast<int>(how)) < 0) detail::throw_errno("tcp_stream::shutdown");
     }
-    /// Closes the socket now (the destructor does it too).
+    /// Closes the socket now (the destructor does it too). A read or write still pending
+    /// ends promptly with std::system_error(EBADF) "...: the socket was closed".
     void close() noexcept { socket_.close(); }
 
     /// Disables Nagle's algorithm: small writes go out at once.
@@ -70,7 +71,17 @@ public:
     [[nodiscard]] endpoint local_endpoint() const { return detail::socket_name(fd(), false); }
     [[nodiscard]] endpoint remote_endpoint() const { return detail::socket_name(fd(), true); }
     [[nodiscard]] bool is_open() const noexcept { return socket_.is_open(); }
+    /// The descriptor, still owned here (do not close it). Its mode depends on the
+    /// backend: blocking on io_uring (the kernel waits for readiness itself: one trip per
+    /// operation), non-blocking on epoll. Code other than corio's that is given it (a TLS
+    /// or database library driven by wait_readable / wait_writable) expects non-blocking:
+    /// call set_nonblocking() first, on either backend.
     [[nodiscard]] int native_handle() const noexcept { return socket_.fd(); }
+    /// Puts the socket in non-blocking mode (O_NONBLOCK) for good, as code given
+    /// native_handle() expects. corio's own operations keep working on both backends
+    /// (on io_uring, a kernel that answers such a socket's reads with EAGAIN costs them
+    /// a readiness wait and a retry).
+    void set_nonblocking() const { socket_.set_nonblocking("tcp_stream::set_nonblocking"); }
 
     /// Internal: adopts a connected socket.
     explicit tcp_stream(detail::socket_handle s) noexcept : socket_(std::move(s)) {}
@@ -106,6 +117,10 @@ public:
         try {
             s = result_or_throw();
         } catch (const std::system_error& e) {
+            // A closed listener's number may belong to another socket by now: no address.
+            // (Compared by value: an error_condition comparison makes a virtual call, which
+            // UBSan checks by writing to a pipe, and out of descriptors (EMFILE) it cannot.)
+            if (e.code().value() == EBADF && e.code().category() == std::system_category()) throw;
             throw_naming_listener(e.code());
         }
         return net::tcp_stream(socket_handle(s, event_loop::current()));
@@ -179,6 +194,7 @@ public:
             detail::throw_errno("tcp_listener::bind: SO_REUSEPORT");
         if (::bind(fd, ep.data(), ep.size()) < 0) detail::throw_errno("tcp_listener::bind", ep.to_string());
         if (::listen(fd, options.backlog) < 0) detail::throw_errno("tcp_listener::bind: listen on", ep.to_string());
+        l.socket_.mark_listening();
         return l;
     }
 
@@ -186,9 +202,22 @@ public:
     [[nodiscard]] detail::accept_awaiter accept() const noexcept { return detail::accept_awaiter(socket_.fd()); }
 
     [[nodiscard]] endpoint local_endpoint() const { return detail::socket_name(socket_.fd(), false); }
+    /// Closes the listener now (the destructor does it too): it stops listening at once (a
+    /// new listener can bind its endpoint right after), and a pending accept ends with
+    /// std::system_error(EBADF) "tcp_listener::accept: the socket was closed".
     void close() noexcept { socket_.close(); }
     [[nodiscard]] bool is_open() const noexcept { return socket_.is_open(); }
+    /// The descriptor, still owned here (do not close it). Its mode depends on the
+    /// backend: blocking on io_uring (the kernel waits for readiness itself: one trip per
+    /// operation), non-blocking on epoll. Code other than corio's that is given it (a TLS
+    /// or database library driven by wait_readable / wait_writable) expects non-blocking:
+    /// call set_nonblocking() first, on either backend.
     [[nodiscard]] int native_handle() const noexcept { return socket_.fd(); }
+    /// Puts the socket in non-blocking mode (O_NONBLOCK) for good, as code given
+    /// native_handle() expects. corio's own operations keep working on both backends
+    /// (on io_uring, a kernel that answers such a socket's accepts with EAGAIN costs them
+    /// a readiness wait and a retry).
+    void set_nonblocking() const { socket_.set_nonblocking("tcp_listener::set_nonblocking"); }
 
 private:
     detail::socket_handle socket_;

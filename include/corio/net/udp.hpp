@@ -133,9 +133,21 @@ public:
     }
 
     [[nodiscard]] endpoint local_endpoint() const { return detail::socket_name(fd(), false); }
+    /// Closes the socket now (the destructor does it too). A receive or send still pending
+    /// ends promptly with std::system_error(EBADF) "...: the socket was closed".
     void close() noexcept { socket_.close(); }
     [[nodiscard]] bool is_open() const noexcept { return socket_.is_open(); }
+    /// The descriptor, still owned here (do not close it). Its mode depends on the
+    /// backend: blocking on io_uring (the kernel waits for readiness itself: one trip per
+    /// operation), non-blocking on epoll. Code other than corio's that is given it (a TLS
+    /// or database library driven by wait_readable / wait_writable) expects non-blocking:
+    /// call set_nonblocking() first, on either backend.
     [[nodiscard]] int native_handle() const noexcept { return socket_.fd(); }
+    /// Puts the socket in non-blocking mode (O_NONBLOCK) for good, as code given
+    /// native_handle() expects. corio's own operations keep working on both backends
+    /// (on io_uring, a kernel that answers such a socket's reads with EAGAIN costs them
+    /// a readiness wait and a retry).
+    void set_nonblocking() const { socket_.set_nonblocking("udp_socket::set_nonblocking"); }
 
 private:
     [[nodiscard]] int fd() const noexcept { return socket_.fd(); }
