@@ -65,8 +65,8 @@ protected:
     void throw_if_failed() const {
         wait_.throw_if_cancelled();
         if (result < 0) {
-            // EAGAIN too: an op that was never going to transfer anything, cancelled.
-            if ((result == -ECANCELED || result == -EAGAIN) && cancel_sent_) throw_cancelled(wait_.node);
+            // (A cancelled op that met EAGAIN comes here as ECANCELED: the backend decides.)
+            if (result == -ECANCELED && cancel_sent_) throw_cancelled(wait_.node);
             std::string msg = std::string("corio: ") + what_;
             if (subject_ != nullptr) msg += std::string(" '") + subject_ + "'";
             // A socket op meets EBADF when its socket was closed before or while it ran
