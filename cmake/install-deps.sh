@@ -13,6 +13,7 @@ packages=(
   libclang-rt-14-dev   # clang's sanitizer runtimes
   clang-format         # the formatting check in .ci/run
   curl wrk             # real clients against the example servers
+  cargo librust-tokio-dev  # benchmark peer only: the Tokio echo server, built offline
 )
 
 missing=()
