@@ -24,18 +24,21 @@
 #include <array>
 #include <atomic>
 #include <chrono>
+#include <cstdio>
 #include <cstring>
 #include <functional>
 #include <future>
 #include <memory>
 #include <mutex>
 #include <string>
+#include <string_view>
 #include <thread>
 #include <vector>
 
 #include <corio/corio.hpp>
 
 #include "common.hpp"
+#include "external_server.hpp"
 
 #if CORIO_BENCH_ASIO
 #include <asio.hpp>
@@ -59,6 +62,17 @@ void pin_to(unsigned cpu) {
 constexpr unsigned server_cpu = 0;
 constexpr unsigned client_cpu = 1;
 
+// Counting mode (`--serve=NAME`, see count_mode): the server process is watched by
+// callgrind, whose threads share one lock that a thread blocked in io_uring_enter keeps.
+// So each server's own thread prints its port and watches stdin for the end, and no other
+// thread has to run meanwhile.
+bool serve_mode = false;
+void announce(std::uint16_t port) {
+    if (!serve_mode) return;
+    std::printf("%u\n", static_cast<unsigned>(port));
+    std::fflush(stdout);
+}
+
 [[noreturn]] void die(const char* what) { throw std::system_error(errno, std::system_category(), what); }
 
 // A listening socket on a free loopback port (blocking; servers change that as they like).
@@ -81,6 +95,9 @@ int listen_socket(std::uint16_t& port) {
 struct server {
     virtual ~server() = default;
     virtual std::uint16_t port() const = 0;
+    /// A server in a process of its own: its CPU time so far (user + system, seconds).
+    /// Negative: the server runs in this process (its CPU is the process's minus the client's).
+    virtual double own_cpu_seconds() const { return -1; }
 };
 
 // corio: exactly what examples/echo_server.cpp does.
@@ -100,7 +117,9 @@ public:
                     auto listener =
                         corio::net::tcp_listener::bind(corio::net::endpoint::loopback(0), {.backlog = 4096});
                     started.set_value(listener.local_endpoint().port());
+                    announce(listener.local_endpoint().port());
                     co_await corio::with_task_group([&](corio::task_group& g) -> corio::task<> {
+                        if (serve_mode) g.spawn(stop_at_end_of_stdin());
                         for (;;) g.spawn(echo(co_await listener.accept()));
                     });
                 });
@@ -111,12 +130,16 @@ public:
         port_ = port.get();
     }
     ~corio_server() override {
-        loop_->call_soon_threadsafe([l = loop_] { l->stop(); });
+        if (!serve_mode) loop_->call_soon_threadsafe([l = loop_] { l->stop(); });
         thread_.join();
     }
     std::uint16_t port() const override { return port_; }
 
 private:
+    static corio::task<> stop_at_end_of_stdin() {
+        co_await corio::wait_readable(0);
+        corio::event_loop::current().stop();
+    }
     static corio::task<> echo(corio::net::tcp_stream s) {
         std::array<char, 16384> buf;
         try {
@@ -136,7 +159,9 @@ public:
     std::uint16_t port() const override { return port_; }
 
 protected:
-    raw_server() : lfd_(listen_socket(port_)), stop_(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)) {}
+    // In counting mode stdin's end is the stop: the read end of a pipe polls readable then.
+    raw_server()
+        : lfd_(listen_socket(port_)), stop_(serve_mode ? ::dup(0) : ::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)) {}
     ~raw_server() override {
         ::close(stop_);
         ::close(lfd_);
@@ -145,6 +170,7 @@ protected:
     void start() {
         thread_ = std::thread([this] {
             pin_to(server_cpu);
+            announce(port_);
             loop();
         });
     }
@@ -163,7 +189,9 @@ private:
     std::thread thread_;
 };
 
-// Raw epoll: edge-triggered, non-blocking, read until EAGAIN, write back.
+// Raw epoll: edge-triggered, non-blocking, two syscalls per echoed message. A short read
+// drained the socket (edge-triggered: the next data brings a new event), so it does not
+// read again to meet EAGAIN; an event that shows the end (EPOLLRDHUP) reads on to it.
 class epoll_server final : public raw_server {
 public:
     epoll_server() { start(); }
@@ -199,6 +227,8 @@ private:
                 } else {
                     auto* c = static_cast<conn*>(p);
                     if (c->fd < 0) continue;
+                    const bool ending =
+                        (events[static_cast<std::size_t>(i)].events & (EPOLLRDHUP | EPOLLHUP | EPOLLERR)) != 0;
                     bool closed = !flush(*c);
                     while (!closed && c->pending.empty()) {
                         const ssize_t r = ::recv(c->fd, buf.data(), buf.size(), 0);
@@ -209,6 +239,7 @@ private:
                         }
                         c->pending.assign(buf.data(), static_cast<std::size_t>(r));
                         closed = !flush(*c);
+                        if (static_cast<std::size_t>(r) < buf.size() && !ending) break;  // drained
                     }
                     if (closed) {
                         ::close(c->fd);
@@ -456,6 +487,35 @@ private:
     std::vector<std::thread> workers_;
 };
 
+#ifdef CORIO_BENCH_TOKIO_ECHO
+// Tokio's current_thread runtime (bench/tokio/), the peer from Rust, in a process of its own.
+class tokio_server final : public server {
+public:
+    tokio_server() : proc_({CORIO_BENCH_TOKIO_ECHO}, static_cast<int>(server_cpu)) {}
+    std::uint16_t port() const override { return proc_.port(); }
+    double own_cpu_seconds() const override {
+        // /proc/PID/stat: utime and stime are fields 14 and 15, after the parenthesised name.
+        const std::string path = "/proc/" + std::to_string(proc_.pid()) + "/stat";
+        std::FILE* f = std::fopen(path.c_str(), "r");
+        if (f == nullptr) die("tokio_server: /proc/PID/stat");
+        char line[1024] = {};
+        const std::size_t n = std::fread(line, 1, sizeof line - 1, f);
+        std::fclose(f);
+        const char* p = std::strrchr(line, ')');
+        if (n == 0 || p == nullptr) die("tokio_server: reading /proc/PID/stat");
+        unsigned long utime = 0;
+        unsigned long stime = 0;
+        // After ") ": state, then fields 4..13, then utime and stime.
+        if (std::sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu", &utime, &stime) != 2)
+            die("tokio_server: parsing /proc/PID/stat");
+        return static_cast<double>(utime + stime) / static_cast<double>(::sysconf(_SC_CLK_TCK));
+    }
+
+private:
+    bench::external_server proc_;
+};
+#endif
+
 // ---- the client ---------------------------------------------------------------------
 
 class client {
@@ -557,10 +617,13 @@ void run_echo(benchmark::State& state, const std::function<std::unique_ptr<serve
         lat.reserve(1 << 20);
         const double proc0 = cpu_seconds(CLOCK_PROCESS_CPUTIME_ID);
         const double mine0 = cpu_seconds(CLOCK_THREAD_CPUTIME_ID);
+        const double own0 = srv->own_cpu_seconds();
         for (auto _ : state) c.wave(lat);
         // Everything but this (client) thread is the server: its CPU per echoed message
         // is the fair comparison when the client saturates its core.
-        server_cpu = (cpu_seconds(CLOCK_PROCESS_CPUTIME_ID) - proc0) - (cpu_seconds(CLOCK_THREAD_CPUTIME_ID) - mine0);
+        server_cpu = own0 >= 0 ? srv->own_cpu_seconds() - own0
+                               : (cpu_seconds(CLOCK_PROCESS_CPUTIME_ID) - proc0) -
+                                     (cpu_seconds(CLOCK_THREAD_CPUTIME_ID) - mine0);
     }  // the client closes first: every server sees end of stream, then stops
     std::sort(lat.begin(), lat.end());
     const auto pct = [&](double p) { return lat.empty() ? 0.0 : lat[static_cast<std::size_t>(p * (lat.size() - 1))]; };
@@ -573,8 +636,10 @@ void run_echo(benchmark::State& state, const std::function<std::unique_ptr<serve
         server_cpu * 1e6 / static_cast<double>(std::max<std::int64_t>(1, state.iterations() * connections));
 }
 
-void register_all() {
-    std::vector<std::pair<std::string, std::function<std::unique_ptr<server>()>>> servers;
+using server_list = std::vector<std::pair<std::string, std::function<std::unique_ptr<server>()>>>;
+
+server_list all_servers() {
+    server_list servers;
 #if CORIO_HAS_IO_URING
     servers.emplace_back("corio_io_uring",
                          [] { return std::make_unique<corio_server>(corio::backend_kind::io_uring); });
@@ -585,7 +650,15 @@ void register_all() {
 #if CORIO_BENCH_ASIO
     servers.emplace_back("asio", [] { return std::make_unique<asio_server>(); });
 #endif
+#ifdef CORIO_BENCH_TOKIO_ECHO
+    servers.emplace_back("tokio_current_thread", [] { return std::make_unique<tokio_server>(); });
+#endif
     servers.emplace_back("blocking_threads", [] { return std::make_unique<blocking_server>(); });
+    return servers;
+}
+
+void register_all() {
+    const server_list servers = all_servers();
     const std::vector<std::size_t> sizes = quick ? std::vector<std::size_t>{128} : std::vector<std::size_t>{128, 1024};
     const std::vector<int> conns = quick ? std::vector<int>{1, 50} : std::vector<int>{1, 50, 256};
     for (std::size_t size : sizes)
@@ -605,7 +678,57 @@ void register_all() {
 
 }  // namespace
 
+// Counting mode, for bench/count.py (callgrind and syscall tracepoints see one process):
+//   bench_echo --servers                  lists the servers
+//   bench_echo --serve=NAME               prints the port, serves until stdin ends
+//   bench_echo --client=PORT C B W        C connections, B bytes, W waves; prints the messages
+int count_mode(std::string_view arg, int argc, char** argv) {
+    if (arg == "--servers") {
+        for (const auto& entry : all_servers()) std::printf("%s\n", entry.first.c_str());
+        return 0;
+    }
+    if (arg.starts_with("--serve=")) {
+        const std::string name(arg.substr(8));
+        for (const auto& [n, make] : all_servers()) {
+            if (n != name) continue;
+            serve_mode = true;
+            const auto srv = make();
+            if (name == "asio" || name == "blocking_threads") announce(srv->port());
+            char c;
+            while (::read(0, &c, 1) > 0) {
+            }
+            return 0;
+        }
+        std::fprintf(stderr, "bench_echo: no server named '%s' (see --servers)\n", name.c_str());
+        return 2;
+    }
+    if (argc != 5) {
+        std::fprintf(stderr, "usage: bench_echo --client=PORT CONNECTIONS BYTES WAVES\n");
+        return 2;
+    }
+    pin_to(client_cpu);
+    const int conns = std::stoi(argv[2]);
+    const long waves = std::stol(argv[4]);
+    client c(static_cast<std::uint16_t>(std::stoi(std::string(arg.substr(9)))), conns, std::stoul(argv[3]));
+    std::vector<float> lat;
+    for (long i = 0; i < waves; ++i) {
+        c.wave(lat);
+        lat.clear();
+    }
+    std::printf("%ld\n", waves * conns);
+    return 0;
+}
+
 int main(int argc, char** argv) {
+    if (argc > 1) {
+        const std::string_view arg = argv[1];
+        if (arg == "--servers" || arg.starts_with("--serve=") || arg.starts_with("--client=")) try {
+                return count_mode(arg, argc, argv);
+            } catch (const std::exception& e) {
+                std::fprintf(stderr, "bench_echo: %s\n", e.what());
+                return 1;
+            }
+    }
     if (!bench::initialize(argc, argv, quick)) return 1;
     register_all();
     benchmark::RunSpecifiedBenchmarks();

@@ -237,6 +237,20 @@ MUTATIONS = [
       "return a.deadline < b.deadline || (a.deadline == b.deadline && a.seq < b.seq);",
       "return a.deadline < b.deadline || (a.deadline == b.deadline && a.seq > b.seq);",
       ["time_test"]),
+    # The epoll backend's readiness (issue 13): skipping a syscall must never strand an
+    # operation waiting for an edge that will not come.
+    m("epoll forgets that an event showed the end of the stream",
+      "include/corio/backend/epoll.hpp",
+      "if ((events & EPOLLRDHUP) != 0U || error) s.closed |= POLLIN;", "(void)0;",
+      ["readiness_test"], backend="epoll"),
+    m("epoll takes a short datagram for a drained socket",
+      "include/corio/backend/epoll.hpp",
+      "if (s.stream && op.result > 0", "if (op.result > 0",
+      ["readiness_test"], backend="epoll"),
+    m("epoll tries the syscall again after a short read",
+      "include/corio/backend/epoll.hpp",
+      "if (!issue && (s.ready & dir) == 0U) return false;", "",
+      ["readiness_test"], backend="epoll"),
 ]
 
 

@@ -78,8 +78,10 @@ public:
     /// Returns true if the remote-wakeup fd fired.
     virtual bool wait(std::chrono::nanoseconds timeout) = 0;
     /// Sockets corio itself creates are attached once for their whole life (epoll:
-    /// registered edge-triggered) and detached just before they are closed.
-    virtual void attach(int /*fd*/) {}
+    /// registered edge-triggered) and detached just before they are closed. `stream`: a
+    /// byte stream (TCP, Unix stream), where a short transfer means the socket was drained
+    /// (or its send buffer filled), unlike a datagram socket.
+    virtual void attach(int /*fd*/, bool /*stream*/) {}
     virtual void detach(int /*fd*/) noexcept {}
     /// Closes an attached socket. Every operation still waiting on it completes first,
     /// with -EBADF (unless a cancel of its own or a result won the race), and the number

@@ -2,7 +2,13 @@
 // The epoll backend: completion semantics emulated with readiness. An operation first
 // tries its syscall; only on EAGAIN does it wait for the fd.
 // - corio's own sockets are attached once, edge-triggered, for their whole life: no
-//   epoll_ctl per operation.
+//   epoll_ctl per operation. Each remembers, per direction, whether it may be ready: a
+//   syscall that finds it empty (EAGAIN, or a short transfer on a byte stream, which
+//   drained the receive queue or filled the send buffer) clears that, and the next event
+//   sets it. An operation in a direction known to be empty waits for the edge without
+//   trying its syscall: an echo costs one recv and one send, not a third recv that fails
+//   with EAGAIN. Once an event has shown the end of the stream or an error, the direction
+//   stays ready (the end is read again and again, and no further edge would come).
 // - A foreign fd (wait_readable on a C library's socket, a pipe) is registered
 //   level-triggered and one-shot, and the registration is kept after the wait: an event
 //   disarms it, so an fd nobody waits on cannot wake the loop, and the next wait re-arms
@@ -47,6 +53,11 @@ inline int (*epoll_pwait2_fault)() = nullptr;
 /// the kernel. Lets a test count the calls, or play a registration the kernel dropped.
 inline int (*epoll_ctl_hook)(int op, int fd) = nullptr;
 
+/// Test hook: when set, called after each syscall an operation on an attached socket
+/// tries (not for attempts skipped because the direction is known to be empty), with
+/// whether it finished (false: EAGAIN). Lets a test count the attempts that found nothing.
+inline void (*epoll_attempt_hook)(const io_op& op, bool finished) = nullptr;
+
 class epoll_backend final : public backend {
 public:
     explicit epoll_backend(int wake_fd) : wake_fd_(wake_fd) {
@@ -80,7 +91,7 @@ public:
         fd_state& s = state_for(op.fd);
         // Try the syscall first; an edge-triggered fd that is ready already will not
         // report it again, so a poll on it checks now too.
-        if ((op.kind != io_kind::poll || s.edge) && try_now(op, s.edge)) {
+        if ((op.kind != io_kind::poll || s.edge) && attempt(op, s)) {
             op.complete(&op);
             return;
         }
@@ -112,7 +123,7 @@ public:
         op.complete(&op);
     }
 
-    void attach(int fd) override {
+    void attach(int fd, bool stream) override {
         fd_state& s = state_for(fd);
         // corio has just made this socket: a foreign fd registered under its number was
         // closed since, and its pending waits can never be woken.
@@ -130,6 +141,9 @@ public:
         if (rc == 0) {
             s.registered = ev.events;
             s.edge = true;
+            s.stream = stream;
+            s.ready = POLLIN | POLLOUT;  // unknown: the first operation tries
+            s.closed = 0;
         }
         fail_all(stale, -EBADF);
         if (rc < 0) throw std::system_error(e, std::system_category(), "corio: epoll backend: registering a socket");
@@ -193,6 +207,10 @@ private:
         std::uint32_t registered = 0;  // the mask epoll has for this fd, 0: not registered
         std::uint32_t generation = 0;  // bumped when the number is found to name a new file
         bool edge = false;             // attached for life, edge-triggered
+        // Attached sockets only (see the file comment): POLLIN / POLLOUT.
+        bool stream = false;      // a byte stream: a short transfer drained (or filled) it
+        std::uint8_t ready = 0;   // the directions that may be ready
+        std::uint8_t closed = 0;  // the directions an event showed ended or failed: always ready
     };
 
     // An event's key: the fd + 1 (0 is the wakeup fd) and the generation it was registered in.
@@ -318,6 +336,45 @@ private:
         --in_flight_;
     }
 
+    // One attempt at the operation; true when it finished (result set). On an attached
+    // socket it is skipped (false) while its direction is known to be empty, and its
+    // outcome updates what is known (see the file comment).
+    static bool attempt(io_op& op, fd_state& s) noexcept {
+        if (!s.edge) return try_now(op, false);
+        const auto dir = static_cast<std::uint8_t>(wanted(op));
+        // A connect is always issued; only its completion waits for writability.
+        const bool issue = op.kind == io_kind::connect && !op.in_kernel;
+        if (!issue && (s.ready & dir) == 0U) return false;
+        if (!tried(op, try_now(op, true))) {
+            s.ready &= static_cast<std::uint8_t>(~dir | s.closed);
+            return false;
+        }
+        if (s.stream && op.result > 0 && static_cast<std::size_t>(op.result) < op.len) {
+            std::uint8_t drained = 0;
+            switch (op.kind) {
+                case io_kind::recv:
+                    if ((op.msg_flags & MSG_PEEK) == 0) drained = POLLIN;
+                    break;
+                case io_kind::read:
+                    drained = POLLIN;
+                    break;
+                case io_kind::send:
+                case io_kind::write:
+                    drained = POLLOUT;
+                    break;
+                default:
+                    break;
+            }
+            s.ready &= static_cast<std::uint8_t>(~drained | s.closed);
+        }
+        return true;
+    }
+
+    static bool tried(const io_op& op, bool finished) noexcept {
+        if (CORIO_UNLIKELY(epoll_attempt_hook != nullptr)) epoll_attempt_hook(op, finished);
+        return finished;
+    }
+
     // Runs the operation's syscall; true when it finished (result set), false on EAGAIN.
     static bool try_now(io_op& op, bool edge) noexcept {
         long rc = 0;
@@ -393,6 +450,11 @@ private:
         std::uint32_t ready = 0;
         if ((events & (EPOLLIN | EPOLLRDHUP)) != 0U || error) ready |= POLLIN;
         if ((events & EPOLLOUT) != 0U || error) ready |= POLLOUT;
+        if (s.edge) {
+            s.ready |= static_cast<std::uint8_t>(ready);
+            if ((events & EPOLLRDHUP) != 0U || error) s.closed |= POLLIN;
+            if (error) s.closed |= POLLOUT;
+        }
         // Complete every waiter whose readiness arrived; collect first, then complete,
         // since a completion may submit a new operation on the same fd.
         io_op* done = nullptr;
@@ -408,7 +470,7 @@ private:
                 if ((events & EPOLLERR) != 0U) revents |= POLLERR;
                 if ((events & EPOLLHUP) != 0U) revents |= POLLHUP;
                 op.result = static_cast<int>(revents);
-            } else if (!try_now(op, s.edge)) {
+            } else if (!attempt(op, s)) {
                 p = &op.next;
                 continue;
             }

@@ -207,7 +207,7 @@ public:
     }
 
     /// Sockets are counted from here on: their operations in flight, for close_socket.
-    void attach(int fd) override {
+    void attach(int fd, bool /*stream*/) override {
         if (fd < 0) return;
         const auto i = static_cast<std::size_t>(fd);
         if (i >= fds_.size()) fds_.resize(i + 1 > 2 * fds_.size() ? i + 1 : 2 * fds_.size());

@@ -25,10 +25,11 @@ namespace corio::detail {
 class socket_handle {
 public:
     socket_handle() = default;
-    /// Takes fd and attaches it to loop (closing it if that fails).
-    socket_handle(int fd, event_loop& loop) : fd_(fd) {
+    /// Takes fd and attaches it to loop (closing it if that fails); `stream`: a byte
+    /// stream socket (SOCK_STREAM), not a datagram one.
+    socket_handle(int fd, event_loop& loop, bool stream) : fd_(fd) {
         try {
-            loop.io().attach(fd);
+            loop.io().attach(fd, stream);
         } catch (...) {
             ::close(fd);
             fd_ = -1;
@@ -133,7 +134,7 @@ inline socket_handle open_socket(int family, int type, const char* what) {
     const int flags = SOCK_CLOEXEC | (loop.io().nonblocking_sockets() ? SOCK_NONBLOCK : 0);
     const int fd = ::socket(family, type | flags, 0);
     if (fd < 0) throw std::system_error(errno, std::system_category(), std::string("corio: ") + what + ": socket");
-    return {fd, loop};
+    return {fd, loop, type == SOCK_STREAM};
 }
 
 /// The socket's own address (getsockname) or its peer's (getpeername).

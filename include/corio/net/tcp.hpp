@@ -123,7 +123,7 @@ public:
             if (e.code().value() == EBADF && e.code().category() == std::system_category()) throw;
             throw_naming_listener(e.code());
         }
-        return net::tcp_stream(socket_handle(s, event_loop::current()));
+        return net::tcp_stream(socket_handle(s, event_loop::current(), true));
     }
 
 private:
