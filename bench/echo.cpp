@@ -103,10 +103,11 @@ struct server {
 // corio: exactly what examples/echo_server.cpp does.
 class corio_server final : public server {
 public:
-    explicit corio_server(corio::backend_kind backend) {
+    // timeouts: every read and write under a 30 s deadline, as a real server has them.
+    explicit corio_server(corio::backend_kind backend, bool timeouts = false) {
         std::promise<std::uint16_t> started;
         auto port = started.get_future();
-        thread_ = std::thread([this, backend, &started] {
+        thread_ = std::thread([this, backend, timeouts, &started] {
             pin_to(server_cpu);
             corio::loop_options o;
             o.backend = backend;
@@ -120,7 +121,10 @@ public:
                     announce(listener.local_endpoint().port());
                     co_await corio::with_task_group([&](corio::task_group& g) -> corio::task<> {
                         if (serve_mode) g.spawn(stop_at_end_of_stdin());
-                        for (;;) g.spawn(echo(co_await listener.accept()));
+                        for (;;) {
+                            auto s = co_await listener.accept();
+                            g.spawn(timeouts ? echo_with_timeouts(std::move(s)) : echo(std::move(s)));
+                        }
                     });
                 });
             } catch (const corio::cancelled_error&) {
@@ -146,6 +150,15 @@ private:
             for (std::size_t n; (n = co_await s.read_some(buf)) > 0;)
                 co_await s.write_all(corio::const_buffer(buf.data(), n));
         } catch (const std::system_error&) {
+        }
+    }
+    static corio::task<> echo_with_timeouts(corio::net::tcp_stream s) {
+        using namespace std::chrono_literals;
+        std::array<char, 16384> buf;
+        try {
+            for (std::size_t n; (n = co_await corio::wait_for(s.read_some(buf), 30s)) > 0;)
+                co_await corio::wait_for(s.write_all(corio::const_buffer(buf.data(), n)), 30s);
+        } catch (const std::exception&) {
         }
     }
     std::thread thread_;
@@ -643,9 +656,13 @@ server_list all_servers() {
 #if CORIO_HAS_IO_URING
     servers.emplace_back("corio_io_uring",
                          [] { return std::make_unique<corio_server>(corio::backend_kind::io_uring); });
+    servers.emplace_back("corio_io_uring_timeouts",
+                         [] { return std::make_unique<corio_server>(corio::backend_kind::io_uring, true); });
     servers.emplace_back("raw_io_uring", [] { return std::make_unique<uring_server>(); });
 #endif
     servers.emplace_back("corio_epoll", [] { return std::make_unique<corio_server>(corio::backend_kind::epoll); });
+    servers.emplace_back("corio_epoll_timeouts",
+                         [] { return std::make_unique<corio_server>(corio::backend_kind::epoll, true); });
     servers.emplace_back("raw_epoll", [] { return std::make_unique<epoll_server>(); });
 #if CORIO_BENCH_ASIO
     servers.emplace_back("asio", [] { return std::make_unique<asio_server>(); });

@@ -300,6 +300,8 @@ public:
     }
 
     detail::backend& io() noexcept { return *backend_; }
+    /// Timers armed (sleeps, deadlines, call_later): for tests and leak hunting.
+    [[nodiscard]] std::size_t armed_timers() const noexcept { return timers_.size(); }
     detail::remote_queue& remote() noexcept { return *remote_; }
     std::shared_ptr<detail::remote_queue> remote_ref() const noexcept { return remote_; }
 

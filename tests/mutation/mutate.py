@@ -52,9 +52,9 @@ MUTATIONS = [
       ["time_test", "cancel_semantics_test"], short=True),
     m("an I/O result that beat the cancel is dropped",
       "include/corio/detail/io_awaiter.hpp",
-      "        wait_.throw_if_cancelled();\n        if (result < 0) {",
-      "        wait_.throw_if_cancelled();\n        if (wait_.node != nullptr && wait_.node->cancel_pending_) throw_cancelled(wait_.node);\n"
-      "        if (result < 0) {",
+      "        if (CORIO_LIKELY(result >= 0 && !wait_.cancelled)) return;",
+      "        if (wait_.node != nullptr && wait_.node->cancel_pending_) throw_cancelled(wait_.node);\n"
+      "        if (CORIO_LIKELY(result >= 0 && !wait_.cancelled)) return;",
       ["cancel_semantics_test"], short=True),
     m("a queue item handed to a popper that is then cancelled is lost",
       "include/corio/sync/queue.hpp",

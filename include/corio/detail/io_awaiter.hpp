@@ -7,6 +7,13 @@
 // In "exact" mode (read_exact, write_all) a short transfer is continued from the
 // completion itself, without resuming the coroutine: the op is resubmitted for the rest
 // of the buffer until it is all done, the stream ends (0), or an error or cancel comes.
+//
+// A deadline (wait_for on an I/O awaitable: io_deadline_awaiter) is a timer entry in the
+// same frame: armed when the op goes to the backend, removed when it completes, and when
+// it fires the op is cancelled as an outside cancel would, but ends in timeout_error. No
+// task, no allocation: the same answers as wait_for over a task (a result that beat the
+// timeout is returned; an outside cancel still ends the task cancelled; an expired
+// deadline times out before the op starts).
 
 #include <cerrno>
 #include <coroutine>
@@ -18,10 +25,18 @@
 #include <corio/backend/backend.hpp>
 #include <corio/detail/suspension.hpp>
 #include <corio/detail/task_node.hpp>
+#include <corio/detail/timer_heap.hpp>
 #include <corio/errors.hpp>
 #include <corio/event_loop.hpp>
 
 namespace corio::detail {
+
+class io_awaiter;
+
+/// An I/O operation's deadline: lives in the awaiting frame beside the op.
+struct io_deadline : timer_entry {
+    io_awaiter* op = nullptr;
+};
 
 class io_awaiter : protected io_op {
 public:
@@ -36,10 +51,16 @@ public:
     template <class Promise>
     bool await_suspend(std::coroutine_handle<Promise> h) {
         if (!wait_.begin(h)) return false;
+        if (CORIO_UNLIKELY(deadline_ != nullptr) && deadline_->deadline == clock::time_point::min()) {
+            timed_out_ = true;  // expired before the op started: it never does
+            result = -ECANCELED;
+            return false;
+        }
         wait_.loop->io().submit(*this);
         if (finished_) return false;  // the syscall completed at once (epoll backend)
         suspended_ = true;
         wait_.arm(&on_cancel, this);
+        if (CORIO_UNLIKELY(deadline_ != nullptr)) wait_.loop->add_timer(*deadline_);
         return true;
     }
 
@@ -53,6 +74,19 @@ public:
     }
 
 protected:
+    /// Gives the op a deadline `timeout` from now (<= 0: expired); before await_suspend.
+    void set_deadline(io_deadline& t, std::chrono::nanoseconds timeout) noexcept {
+        t.deadline = timeout.count() <= 0 ? clock::time_point::min() : deadline_after(timeout);
+        t.fire = &on_deadline;
+        t.op = this;
+        deadline_ = &t;
+    }
+    /// The frame goes away with the deadline armed (its loop is tearing down).
+    void drop_deadline() noexcept {
+        if (deadline_ != nullptr && deadline_->armed()) wait_.loop->remove_timer(*deadline_);
+    }
+    [[nodiscard]] bool timed_out() const noexcept { return timed_out_; }
+
     /// Continue short transfers until len bytes are done (see the file comment).
     void set_exact() noexcept { exact_ = true; }
     /// Exact mode: the bytes transferred, over every resubmission.
@@ -63,17 +97,22 @@ protected:
     [[noreturn]] void throw_cancelled_now() const { throw_cancelled(wait_.node); }
 
     void throw_if_failed() const {
+        if (CORIO_LIKELY(result >= 0 && !wait_.cancelled)) return;  // the common path, inline
+        fail();
+    }
+
+    // Cancelled, timed out or failed: out of line, off the common path.
+    [[noreturn]] void fail() const {
         wait_.throw_if_cancelled();
-        if (result < 0) {
-            // (A cancelled op that met EAGAIN comes here as ECANCELED: the backend decides.)
-            if (result == -ECANCELED && cancel_sent_) throw_cancelled(wait_.node);
-            std::string msg = std::string("corio: ") + what_;
-            if (subject_ != nullptr) msg += std::string(" '") + subject_ + "'";
-            // A socket op meets EBADF when its socket was closed before or while it ran
-            // (the backends end pending ones so), or was never open.
-            if (result == -EBADF && on_socket()) msg += fd < 0 ? ": the socket is not open" : ": the socket was closed";
-            throw std::system_error(-result, std::system_category(), msg);
-        }
+        // (A cancelled op that met EAGAIN comes here as ECANCELED: the backend decides.)
+        if (result == -ECANCELED && cancel_sent_) throw_cancelled(wait_.node);
+        if (result == -ECANCELED && timed_out_) throw timeout_error();
+        std::string msg = std::string("corio: ") + what_;
+        if (subject_ != nullptr) msg += std::string(" '") + subject_ + "'";
+        // A socket op meets EBADF when its socket was closed before or while it ran
+        // (the backends end pending ones so), or was never open.
+        if (result == -EBADF && on_socket()) msg += fd < 0 ? ": the socket is not open" : ": the socket was closed";
+        throw std::system_error(-result, std::system_category(), msg);
     }
 
     [[nodiscard]] bool on_socket() const noexcept {
@@ -96,7 +135,7 @@ private:
         if (me->exact_ && me->result > 0) {
             const auto n = static_cast<std::size_t>(me->result);
             me->done_ += n;
-            if (n < me->len && !me->cancel_sent_) {
+            if (n < me->len && !me->cancel_sent_ && !me->timed_out_) {
                 me->buf = static_cast<char*>(me->buf) + n;
                 me->len -= n;
                 if (me->offset >= 0) me->offset += static_cast<std::int64_t>(n);
@@ -113,7 +152,14 @@ private:
             }
         }
         me->finished_ = true;
+        if (CORIO_UNLIKELY(me->deadline_ != nullptr)) me->drop_deadline();
         if (me->suspended_) me->wait_.wake(me);
+    }
+
+    static void on_deadline(timer_entry* e) noexcept {
+        io_awaiter* me = static_cast<io_deadline*>(e)->op;
+        me->timed_out_ = true;
+        me->wait_.loop->io().cancel(*me);
     }
 
     static void on_cancel(void* self) noexcept {
@@ -124,11 +170,13 @@ private:
 
     const char* what_;
     const char* subject_ = nullptr;
+    io_deadline* deadline_ = nullptr;
     suspension wait_;
     bool suspended_ = false;
     bool finished_ = false;
     bool cancel_sent_ = false;
     bool exact_ = false;
+    bool timed_out_ = false;
     std::size_t done_ = 0;
 };
 
@@ -173,10 +221,34 @@ public:
         throw_if_failed();
         if (transferred() == total_) return;
         if (cancel_was_sent()) throw_cancelled_now();  // a short transfer, then the cancel
+        if (timed_out()) throw timeout_error();        // ... or the deadline
         throw std::system_error(io_errc::end_of_stream, std::string("corio: ") + what() + ": the stream ended after " +
                                                             std::to_string(transferred()) + " of " +
                                                             std::to_string(total_) + " bytes");
     }
+};
+
+/// wait_for on an I/O awaitable (see the file comment): the op and its deadline in one
+/// awaiter, in the awaiting frame.
+template <class A>
+class [[nodiscard]] io_deadline_awaiter : public A {
+public:
+    io_deadline_awaiter(A&& a, std::chrono::nanoseconds timeout) noexcept : A(std::move(a)), timeout_(timeout) {}
+    io_deadline_awaiter(io_deadline_awaiter&& o) noexcept : A(std::move(o)), timeout_(o.timeout_) {
+        CORIO_ASSERT(!o.timer_.armed());
+    }
+    io_deadline_awaiter& operator=(io_deadline_awaiter&&) = delete;
+    ~io_deadline_awaiter() { this->drop_deadline(); }
+
+    template <class Promise>
+    bool await_suspend(std::coroutine_handle<Promise> h) {
+        this->set_deadline(timer_, timeout_);
+        return A::await_suspend(h);
+    }
+
+private:
+    io_deadline timer_;
+    std::chrono::nanoseconds timeout_;
 };
 
 }  // namespace corio::detail
