@@ -17,19 +17,6 @@ using namespace corio;
 
 namespace {
 
-struct connected_pair {
-    net::tcp_stream client;
-    net::tcp_stream server;
-};
-
-task<connected_pair> connect_pair() {
-    auto listener = net::tcp_listener::bind(net::endpoint::loopback(0));
-    auto accepted = spawn(listener.accept());
-    auto c = co_await net::tcp_stream::connect(listener.local_endpoint());
-    auto s = co_await accepted;
-    co_return connected_pair{std::move(c), std::move(s)};
-}
-
 // The deadline path is taken (an awaiter of its own, not a task around the read).
 using read_with_deadline =
     decltype(wait_for(std::declval<net::tcp_stream&>().read_some(mutable_buffer{}), std::chrono::seconds(1)));

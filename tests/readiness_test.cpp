@@ -45,19 +45,6 @@ struct attempts {
 
 bool on_epoll() { return expected_backend() == backend_kind::epoll; }
 
-struct connected_pair {
-    net::tcp_stream client;
-    net::tcp_stream server;
-};
-
-task<connected_pair> connect_pair() {
-    auto listener = net::tcp_listener::bind(net::endpoint::loopback(0));
-    auto accepted = spawn(listener.accept());
-    auto c = co_await net::tcp_stream::connect(listener.local_endpoint());
-    auto s = co_await accepted;
-    co_return connected_pair{std::move(c), std::move(s)};
-}
-
 }  // namespace
 
 TEST_CASE("readiness: after a short read the next read waits for data without a recv that fails") {

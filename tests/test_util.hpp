@@ -100,6 +100,20 @@ struct pipe_pair {
     }
 };
 
+/// Both ends of a loopback TCP connection, on the current loop.
+struct connected_pair {
+    corio::net::tcp_stream client;
+    corio::net::tcp_stream server;
+};
+
+inline corio::task<connected_pair> connect_pair() {
+    auto listener = corio::net::tcp_listener::bind(corio::net::endpoint::loopback(0));
+    auto accepted = corio::spawn(listener.accept());
+    auto c = co_await corio::net::tcp_stream::connect(listener.local_endpoint());
+    auto s = co_await accepted;
+    co_return connected_pair{std::move(c), std::move(s)};
+}
+
 /// Open file descriptors of this process (a leak check: compare before and after).
 inline int fd_count() {
     int n = 0;
