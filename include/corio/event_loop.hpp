@@ -185,6 +185,9 @@ public:
           owner_(std::this_thread::get_id()),
           remote_(std::make_shared<detail::remote_queue>()) {
         backend_ = make_backend();
+#if CORIO_HAS_IO_URING
+        if (backend_->kind() == backend_kind::io_uring) uring_ = static_cast<detail::uring_backend*>(backend_.get());
+#endif
     }
     event_loop(const event_loop&) = delete;
     event_loop& operator=(const event_loop&) = delete;
@@ -300,6 +303,17 @@ public:
     }
 
     detail::backend& io() noexcept { return *backend_; }
+    /// Starts an I/O operation: on io_uring a direct call (the hot path, inlined), else
+    /// the backend's virtual one.
+    void submit_io(detail::io_op& op) {
+#if CORIO_HAS_IO_URING
+        if (CORIO_LIKELY(uring_ != nullptr)) {
+            uring_->submit(op);
+            return;
+        }
+#endif
+        backend_->submit(op);
+    }
     /// Timers armed (sleeps, deadlines, call_later): for tests and leak hunting.
     [[nodiscard]] std::size_t armed_timers() const noexcept { return timers_.size(); }
     detail::remote_queue& remote() noexcept { return *remote_; }
@@ -439,6 +453,9 @@ private:
     loop_options options_;
     std::thread::id owner_;
     std::unique_ptr<detail::backend> backend_;
+#if CORIO_HAS_IO_URING
+    detail::uring_backend* uring_ = nullptr;  // backend_, when it is io_uring
+#endif
     std::shared_ptr<detail::remote_queue> remote_;
     detail::ready_queue ready_;
     detail::timer_heap timers_;

@@ -420,7 +420,24 @@ private:
         }
     }
 
-    void fill(io_op& op, io_uring_sqe& s) noexcept {
+    // A stream's recv and send, the hot path, prepared inline; every other kind out of line.
+    [[gnu::always_inline]] void fill(io_op& op, io_uring_sqe& s) noexcept {
+        if (CORIO_LIKELY(!op.waiting_ready && uring_nowait_fault == nullptr)) {
+            if (op.kind == io_kind::recv) {
+                io_uring_prep_recv(&s, op.fd, op.buf, op.len, op.msg_flags);
+                io_uring_sqe_set_data64(&s, reinterpret_cast<__u64>(&op));
+                return;
+            }
+            if (op.kind == io_kind::send) {
+                io_uring_prep_send(&s, op.fd, op.buf, op.len, op.msg_flags | MSG_NOSIGNAL);
+                io_uring_sqe_set_data64(&s, reinterpret_cast<__u64>(&op));
+                return;
+            }
+        }
+        fill_any(op, s);
+    }
+
+    [[gnu::noinline]] void fill_any(io_op& op, io_uring_sqe& s) noexcept {
         io_uring_sqe* sqe = &s;
         if (op.waiting_ready) {
             const bool out = op.kind == io_kind::write || op.kind == io_kind::send || op.kind == io_kind::sendmsg ||
@@ -625,56 +642,64 @@ private:
         return true;
     }
 
+    // One completion: the wakeup, a cancel by fd's answer, or an op's.
+    void complete_one(__u64 data, int res, unsigned cflags, bool& woke) {
+        if (data == 0) return;
+        if (CORIO_UNLIKELY(data == wakeup_tag)) {
+            woke = on_wakeup(res, cflags) || woke;
+            return;
+        }
+        if (CORIO_UNLIKELY((data & 7U) == fd_cancel_tag)) {
+            on_fd_cancel_result(static_cast<int>(data >> 3), res);
+            return;
+        }
+        auto* op = reinterpret_cast<io_op*>(static_cast<std::uintptr_t>(data & ~poll_tag));
+        int result = res;
+        if (CORIO_UNLIKELY((data & poll_tag) != 0)) {
+            // Readiness arrived for a retry; a cancel or a close that came meanwhile wins.
+            const bool closing = op->counted && fds_[static_cast<std::size_t>(op->fd)].closing;
+            if (result >= 0 && !op->cancel_requested && !closing) {
+                op->waiting_ready = false;
+                send(*op);
+                return;
+            }
+            if (result >= 0) result = -ECANCELED;
+        } else if (CORIO_UNLIKELY(res == -EAGAIN) && op->kind != io_kind::poll) {
+            const bool closing = op->counted && fds_[static_cast<std::size_t>(op->fd)].closing;
+            if (op->cancel_requested) {
+                result = -ECANCELED;  // it was never going to transfer: the cancel wins
+            } else if (!closing) {
+                // A non-blocking fd said "not now": wait for readiness, then try again.
+                op->waiting_ready = true;
+                send(*op);
+                return;
+            }
+        }
+        finish(*op, result);
+    }
+
     bool reap() {
         bool woke = std::exchange(woke_early_, false);
-        bool fetched_overflow = false;
-        for (;;) {
+        // One pass over the completion ring, handed back to the kernel with one advance.
+        // A completion may start ops (SQEs) but never reads this ring, so the entries stay
+        // valid until the advance; the tail is read anew on each step.
+        for (bool fetched_overflow = false;;) {
+            unsigned head = 0;
+            unsigned seen = 0;
             io_uring_cqe* cqe = nullptr;
-            if (io_uring_peek_cqe(&ring_, &cqe) != 0 || cqe == nullptr) {
-                // CQEs that found the completion ring full wait in the kernel (NODROP):
-                // fetch them too, once per wait.
-                if (!fetched_overflow && io_uring_cq_has_overflow(&ring_)) {
-                    fetched_overflow = true;
-                    (void)io_uring_get_events(&ring_);
-                    continue;
-                }
-                break;
+            io_uring_for_each_cqe(&ring_, head, cqe) {
+                ++seen;
+                complete_one(cqe->user_data, cqe->res, cqe->flags, woke);
             }
-            const __u64 data = cqe->user_data;
-            const int res = cqe->res;
-            const unsigned cflags = cqe->flags;
-            io_uring_cqe_seen(&ring_, cqe);
-            if (data == 0) continue;
-            if (data == wakeup_tag) {
-                woke = on_wakeup(res, cflags) || woke;
+            if (seen > 0) {
+                io_uring_cq_advance(&ring_, seen);
                 continue;
             }
-            if ((data & 7U) == fd_cancel_tag) {
-                on_fd_cancel_result(static_cast<int>(data >> 3), res);
-                continue;
-            }
-            auto* op = reinterpret_cast<io_op*>(static_cast<std::uintptr_t>(data & ~poll_tag));
-            const bool closing = op->counted && fds_[static_cast<std::size_t>(op->fd)].closing;
-            int result = res;
-            if ((data & poll_tag) != 0) {
-                // Readiness arrived for a retry; a cancel or a close that came meanwhile wins.
-                if (result >= 0 && !op->cancel_requested && !closing) {
-                    op->waiting_ready = false;
-                    send(*op);
-                    continue;
-                }
-                if (result >= 0) result = -ECANCELED;
-            } else if (res == -EAGAIN && op->kind != io_kind::poll) {
-                if (op->cancel_requested) {
-                    result = -ECANCELED;  // it was never going to transfer: the cancel wins
-                } else if (!closing) {
-                    // A non-blocking fd said "not now": wait for readiness, then try again.
-                    op->waiting_ready = true;
-                    send(*op);
-                    continue;
-                }
-            }
-            finish(*op, result);
+            // CQEs that found the completion ring full wait in the kernel (NODROP): fetch
+            // them too, once per wait.
+            if (fetched_overflow || !io_uring_cq_has_overflow(&ring_)) break;
+            fetched_overflow = true;
+            (void)io_uring_get_events(&ring_);
         }
         if (CORIO_UNLIKELY(wake_error_ != 0)) {
             const int e = std::exchange(wake_error_, 0);

@@ -56,7 +56,7 @@ public:
             result = -ECANCELED;
             return false;
         }
-        wait_.loop->io().submit(*this);
+        wait_.loop->submit_io(*this);
         if (finished_) return false;  // the syscall completed at once (epoll backend)
         suspended_ = true;
         wait_.arm(&on_cancel, this);
@@ -142,7 +142,7 @@ private:
                 // io_uring's submit never throws; epoll's can only run out of memory
                 // growing its fd table. Either way the op ends here, never lost.
                 try {
-                    me->wait_.loop->io().submit(*me);
+                    me->wait_.loop->submit_io(*me);
                     return;
                 } catch (const std::system_error& e) {
                     me->result = e.code().value() > 0 ? -e.code().value() : -ENOMEM;
