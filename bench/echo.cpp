@@ -104,13 +104,15 @@ struct server {
 class corio_server final : public server {
 public:
     // timeouts: every read and write under a 30 s deadline, as a real server has them.
-    explicit corio_server(corio::backend_kind backend, bool timeouts = false) {
+    // plain_reads: io_uring without the receive pool, a submission per read.
+    explicit corio_server(corio::backend_kind backend, bool timeouts = false, bool plain_reads = false) {
         std::promise<std::uint16_t> started;
         auto port = started.get_future();
-        thread_ = std::thread([this, backend, timeouts, &started] {
+        thread_ = std::thread([this, backend, timeouts, plain_reads, &started] {
             pin_to(server_cpu);
             corio::loop_options o;
             o.backend = backend;
+            if (plain_reads) o.recv_buffers = 0;
             corio::event_loop loop(o);
             loop_ = &loop;
             try {
@@ -656,6 +658,8 @@ server_list all_servers() {
 #if CORIO_HAS_IO_URING
     servers.emplace_back("corio_io_uring",
                          [] { return std::make_unique<corio_server>(corio::backend_kind::io_uring); });
+    servers.emplace_back("corio_io_uring_plain_reads",
+                         [] { return std::make_unique<corio_server>(corio::backend_kind::io_uring, false, true); });
     servers.emplace_back("corio_io_uring_timeouts",
                          [] { return std::make_unique<corio_server>(corio::backend_kind::io_uring, true); });
     servers.emplace_back("raw_io_uring", [] { return std::make_unique<uring_server>(); });

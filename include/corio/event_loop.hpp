@@ -61,6 +61,11 @@ struct exception_context {
 struct loop_options {
     backend_kind backend = backend_kind::automatic;  // CORIO_BACKEND overrides automatic
     unsigned queue_depth = 256;
+    /// io_uring: the receive pool for multishot stream reads, `recv_buffers` buffers (a
+    /// power of two; 0: every read is a plain recv) of `recv_buffer_size` bytes, mapped at
+    /// the first stream read. Unused on epoll.
+    unsigned recv_buffers = 256;
+    unsigned recv_buffer_size = 4096;
     bool debug = false;
     std::chrono::nanoseconds slow_step = std::chrono::milliseconds(100);
     std::function<void(const exception_context&)> exception_handler;  // default: one line on stderr
@@ -573,11 +578,13 @@ inline std::unique_ptr<detail::backend> event_loop::make_backend() {
 #if CORIO_HAS_IO_URING
     if (want == backend_kind::io_uring) {
         auto b = std::make_unique<detail::uring_backend>(options_.queue_depth, wake_fd);  // throws a clear error
+        b->set_recv_buffers(options_.recv_buffers, options_.recv_buffer_size);
         note("event loop uses the " + b->describe() + " backend (requested)");
         return b;
     }
     try {
         auto b = std::make_unique<detail::uring_backend>(options_.queue_depth, wake_fd);
+        b->set_recv_buffers(options_.recv_buffers, options_.recv_buffer_size);
         note("event loop uses the " + b->describe() + " backend");
         return b;
     } catch (const std::system_error& e) {

@@ -251,6 +251,33 @@ MUTATIONS = [
       "include/corio/backend/epoll.hpp",
       "if (!issue && (s.ready & dir) == 0U) return false;", "",
       ["readiness_test"], backend="epoll"),
+    # The io_uring receive pool (issue 13): one multishot receive per stream socket must
+    # give a reader exactly the bytes a plain recv would, and give every buffer back.
+    m("a large read overtakes the bytes queued by the multishot receive",
+      "include/corio/backend/uring.hpp",
+      "(op.len <= 4 * std::size_t{pool_.size} || s.armed || s.q_head >= 0)",
+      "(op.len <= 4 * std::size_t{pool_.size})",
+      ["recv_pool_test"], short=True),
+    m("a buffer read to its end is not given back to the ring",
+      "include/corio/backend/uring.hpp",
+      "                s.q_off = 0;\n                recycle(b);", "                s.q_off = 0;",
+      ["recv_pool_test"]),
+    m("a socket nobody reads is never told to stop",
+      "include/corio/backend/uring.hpp",
+      "s.q_bytes >= 16 * pool_.size", "s.q_bytes >= 16 * pool_.size && false",
+      ["recv_pool_test"]),
+    m("reads waiting when the multishot stops are left waiting",
+      "include/corio/backend/uring.hpp",
+      "replay_readers(fd);  // the pool ran dry, or the socket was told to stop", "(void)0;",
+      ["recv_pool_test"]),
+    m("a read waiting on a socket being closed is left waiting",
+      "include/corio/backend/uring.hpp",
+      "        end_readers_on(fd);", "",
+      ["recv_pool_test"], short=True),
+    m("a kernel's refusal of multishot receive is asked again and again",
+      "include/corio/backend/uring.hpp",
+      "multishot_refused_ = true;  // this kernel", "(void)0;  // this kernel",
+      ["recv_pool_test"]),
 ]
 
 

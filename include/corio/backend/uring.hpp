@@ -13,6 +13,15 @@
 // A socket is closed only once the kernel holds no operation on it: closing cancels them
 // all by fd, and the descriptor is released when the last one's CQE has come. Until then
 // its number cannot be reused, so no retry or resubmission can reach another socket.
+//
+// Stream sockets read in small pieces get one multishot receive (Linux 6.0) over a ring of
+// provided buffers (Linux 5.19) instead of a submission per read: the kernel fills a
+// buffer of the loop's pool whenever data arrives, and the CQE (user_data fd << 3 | 3)
+// queues it on its socket. A read takes from that queue, copying into the caller's
+// buffer; one that finds it empty waits on the socket, not in the kernel, so cancelling
+// it loses nothing (what arrives stays queued for the next read). The buffer goes back to
+// the ring when it has been read. Where the kernel refuses either part, or the pool runs
+// dry (ENOBUFS), a read is a plain recv as before, so every read is still answered.
 
 #include <corio/config.hpp>
 
@@ -30,6 +39,7 @@
 #include <fcntl.h>
 #include <liburing.h>
 #include <poll.h>
+#include <sys/mman.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -53,7 +63,13 @@ enum class uring_request : std::uint8_t {
     multishot_poll,  ///< the wakeup eventfd's multishot poll (Linux 5.13)
     oneshot_poll,    ///< the wakeup eventfd's one-shot poll, where multishot is missing
     cancel_fd,       ///< IORING_ASYNC_CANCEL_FD, closing a socket (Linux 5.19)
+    multishot_recv,  ///< a stream socket's multishot receive (Linux 6.0)
 };
+
+/// Test hook for a kernel without provided-buffer rings (before 5.19): asked when the
+/// backend first sets up its receive pool; a non-zero return is the errno registering
+/// the ring fails with, without asking the kernel. Reads are then plain receives.
+inline int (*uring_buf_ring_fault)() = nullptr;
 /// Test hook for older kernels: asked each time the backend sends one of those requests;
 /// true sends it with a flag no kernel knows, so that the kernel itself answers -EINVAL,
 /// as 5.10 does for a multishot poll and 5.18 for a cancel by fd.
@@ -118,6 +134,7 @@ public:
         io_uring_queue_exit(&ring_);
         for (std::size_t fd = 0; fd < fds_.size(); ++fd)
             if (fds_[fd].closing) ::close(static_cast<int>(fd));
+        if (pool_.ring != nullptr) ::munmap(pool_.ring, pool_.mapped);
     }
 
     [[nodiscard]] backend_kind kind() const noexcept override { return backend_kind::io_uring; }
@@ -156,6 +173,16 @@ public:
             }
             ++s.ops;
             op.counted = true;
+            // A stream read in small pieces goes through the receive pool; once its socket has
+            // a multishot armed or data queued, every read does, so that bytes keep their order.
+            if (op.kind == io_kind::recv && s.stream && op.msg_flags == 0 && op.len != 0 && pool_state_ != pool_off &&
+                uring_nowait_fault == nullptr && (op.len <= 4 * std::size_t{pool_.size} || s.armed || s.q_head >= 0)) {
+                op.in_kernel = true;
+                ++in_flight_;
+                if (read_pooled(op, static_cast<std::size_t>(op.fd))) return;
+                send(op);
+                return;
+            }
         }
         op.in_kernel = true;
         ++in_flight_;
@@ -166,6 +193,11 @@ public:
     void cancel(io_op& op) noexcept override {
         if (!op.in_kernel || op.cancel_requested) return;
         op.cancel_requested = true;
+        if (op.parked == park_reader) {  // it waits on its socket: what arrives stays queued
+            unlink_reader(op);
+            finish(op, -ECANCELED);
+            return;
+        }
         if (op.parked == park_op) {  // it never reached the kernel: it ends here
             unpark(op);
             finish(op, -ECANCELED);
@@ -207,13 +239,30 @@ public:
     }
 
     /// Sockets are counted from here on: their operations in flight, for close_socket.
-    void attach(int fd, bool /*stream*/) override {
+    void attach(int fd, bool stream) override {
         if (fd < 0) return;
         const auto i = static_cast<std::size_t>(fd);
         if (i >= fds_.size()) fds_.resize(i + 1 > 2 * fds_.size() ? i + 1 : 2 * fds_.size());
         fds_[i] = fd_state{};
         fds_[i].attached = true;
+        fds_[i].stream = stream;
     }
+
+    /// The receive pool (see the file comment): `count` buffers (a power of two; 0 turns
+    /// multishot receive off) of `size` bytes, set up at the first read that can use it.
+    void set_recv_buffers(unsigned count, unsigned size) noexcept {
+        if (count == 0 || size == 0 || count > 32768 || (count & (count - 1)) != 0) count = 0;
+        pool_.count = count;
+        pool_.size = size;
+        if (count == 0) pool_state_ = pool_off;
+    }
+    /// Whether stream reads use multishot receive: "not yet" until the first read tries.
+    [[nodiscard]] bool multishot_recv() const noexcept { return pool_state_ == pool_on && !multishot_refused_; }
+    /// Buffers of the receive pool the kernel may fill now (the rest are queued on
+    /// sockets, waiting to be read).
+    [[nodiscard]] unsigned recv_buffers_free() const noexcept { return pool_.free; }
+    /// Multishot receives armed so far (one per socket while data keeps coming).
+    [[nodiscard]] std::uint64_t multishot_arms() const noexcept { return multishot_arms_; }
 
     /// Ends every operation on the socket first (cancel by fd, or a shutdown on kernels
     /// without it), each with -EBADF; the descriptor is closed when the last one's CQE has
@@ -222,12 +271,14 @@ public:
         if (fd < 0) return;
         const auto i = static_cast<std::size_t>(fd);
         if (i >= fds_.size() || fds_[i].ops == 0) {
-            if (i < fds_.size()) fds_[i] = fd_state{};
+            if (i < fds_.size()) reset(fds_[i]);
             ::close(fd);
             return;
         }
         fds_[i].closing = true;
+        drop_queue(fds_[i]);
         end_parked_on(fd);             // these never reached the kernel
+        end_readers_on(fd);            // nor did these: they wait on the socket's queue
         if (!fds_[i].closing) return;  // that was all of them: closed already
         if (has_cancel_fd_)
             send_cancel_fd(fd);
@@ -237,20 +288,47 @@ public:
 
 private:
     struct fd_state {
-        std::uint32_t ops = 0;       // counted operations in flight on this fd
+        std::uint32_t ops = 0;       // counted operations in flight on this fd (and its multishot)
         bool attached = false;       // one of corio's sockets (attach): its ops are counted
         bool closing = false;        // closed by its owner; released when ops reaches 0
         bool cancel_parked = false;  // its cancel by fd waits for an SQE
         bool shut = false;           // shut down instead (no cancel by fd)
+        bool stream = false;         // a byte stream: may read through the receive pool
+        bool armed = false;          // its multishot receive is in the kernel
+        bool stop_sent = false;      // ... and asked to stop: the socket holds enough unread
+        bool delivered = false;      // its multishot has delivered a CQE (so the kernel has it)
+        int end = 1;                 // <= 0: how the stream ended (0) or failed, for the next read
+        std::int32_t q_head = -1;    // buffers received and not yet read, oldest first
+        std::int32_t q_tail = -1;
+        std::uint32_t q_off = 0;    // bytes of q_head already read
+        std::uint32_t q_bytes = 0;  // bytes queued in all
+        io_op* readers = nullptr;   // reads waiting for the queue, oldest first
+        io_op* readers_tail = nullptr;
+    };
+
+    // The receive pool: buffers in one mapping after the ring the kernel takes them from.
+    struct recv_pool {
+        io_uring_buf_ring* ring = nullptr;
+        char* data = nullptr;
+        std::size_t mapped = 0;
+        unsigned count = 256;
+        unsigned size = 4096;
+        unsigned free = 0;                // buffers in the ring, the kernel's to fill
+        std::vector<std::int32_t> next;   // per buffer: the next one queued on its socket
+        std::vector<std::uint32_t> used;  // per buffer: the bytes the kernel put in it
     };
 
     static constexpr __u64 wakeup_tag = 1;
-    static constexpr __u64 fd_cancel_tag = 5;  // low three bits; the fd above them
+    static constexpr __u64 fd_cancel_tag = 5;        // low three bits; the fd above them
+    static constexpr __u64 recv_tag = 3;             // a socket's multishot receive; the fd above
+    static constexpr unsigned short recv_group = 0;  // the pool's buffer group id
+    static constexpr std::uint8_t pool_untried = 0, pool_on = 1, pool_off = 2;
     // user_data: the op's address, with bit 1 set while the op waits for readiness
     // before retrying (a non-blocking fd answered -EAGAIN).
     static constexpr __u64 poll_tag = 2;
     static constexpr std::uint8_t park_op = 1;      // the op itself waits for an SQE
     static constexpr std::uint8_t park_cancel = 2;  // its cancel does
+    static constexpr std::uint8_t park_reader = 3;  // a read waits on its socket's queue
     // Consecutive failures of the wakeup poll tolerated before wait() reports it.
     static constexpr unsigned max_wake_failures = 3;
 
@@ -592,16 +670,250 @@ private:
     void release(int fd) noexcept {
         fd_state& s = fds_[static_cast<std::size_t>(fd)];
         if (s.cancel_parked) --parked_fd_cancels_;
-        s = fd_state{};
+        reset(s);
         // A cancel by fd still in the ring must reach the kernel while the number is ours.
         if (io_uring_sq_ready(&ring_) > 0) (void)io_uring_submit(&ring_);
         ::close(fd);
     }
 
+    // ---- the receive pool and multishot receive ----
+
+    // Maps and registers the pool at the first read that could use it; false (for good)
+    // where the kernel refuses the ring or memory is short: reads stay plain receives.
+    bool pool_ready() noexcept {
+        if (CORIO_LIKELY(pool_state_ == pool_on)) return true;
+        if (pool_state_ == pool_off) return false;
+        pool_state_ = pool_off;
+        const std::size_t ring_bytes = (pool_.count * sizeof(io_uring_buf) + 4095) & ~std::size_t{4095};
+        const std::size_t mapped = ring_bytes + std::size_t{pool_.count} * pool_.size;
+        void* m = ::mmap(nullptr, mapped, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+        if (m == MAP_FAILED) return false;
+        auto* ring = static_cast<io_uring_buf_ring*>(m);
+        io_uring_buf_reg reg{};
+        reg.ring_addr = reinterpret_cast<__u64>(ring);
+        reg.ring_entries = pool_.count;
+        reg.bgid = recv_group;
+        const int rc = uring_buf_ring_fault != nullptr ? -uring_buf_ring_fault() : 0;
+        if (rc != 0 || io_uring_register_buf_ring(&ring_, &reg, 0) != 0) {
+            ::munmap(m, mapped);
+            return false;
+        }
+        try {
+            pool_.next.assign(pool_.count, -1);
+            pool_.used.assign(pool_.count, 0);
+        } catch (...) {
+            (void)io_uring_unregister_buf_ring(&ring_, recv_group);
+            ::munmap(m, mapped);
+            return false;
+        }
+        pool_.ring = ring;
+        pool_.data = static_cast<char*>(m) + ring_bytes;
+        pool_.mapped = mapped;
+        io_uring_buf_ring_init(ring);
+        const int mask = io_uring_buf_ring_mask(pool_.count);
+        for (unsigned b = 0; b < pool_.count; ++b)
+            io_uring_buf_ring_add(ring, pool_.data + std::size_t{b} * pool_.size, pool_.size,
+                                  static_cast<unsigned short>(b), mask, static_cast<int>(b));
+        io_uring_buf_ring_advance(ring, static_cast<int>(pool_.count));
+        pool_.free = pool_.count;
+        pool_state_ = pool_on;
+        return true;
+    }
+
+    // A buffer read to the end goes back to the ring, for the kernel to fill again.
+    void recycle(std::int32_t b) noexcept {
+        io_uring_buf_ring_add(pool_.ring, pool_.data + static_cast<std::size_t>(b) * pool_.size, pool_.size,
+                              static_cast<unsigned short>(b), io_uring_buf_ring_mask(pool_.count), 0);
+        io_uring_buf_ring_advance(pool_.ring, 1);
+        ++pool_.free;
+    }
+
+    void drop_queue(fd_state& s) noexcept {
+        while (s.q_head >= 0) {
+            const std::int32_t b = s.q_head;
+            s.q_head = pool_.next[static_cast<std::size_t>(b)];
+            recycle(b);
+        }
+        s.q_tail = -1;
+        s.q_off = s.q_bytes = 0;
+    }
+
+    void reset(fd_state& s) noexcept {
+        drop_queue(s);
+        s = fd_state{};
+    }
+
+    // A read on a stream socket through the pool: answered now from what is queued, or
+    // waiting on the socket for the multishot receive. False: a plain recv instead.
+    bool read_pooled(io_op& op, std::size_t fd) noexcept {
+        fd_state& s = fds_[fd];
+        if (s.q_head >= 0 || s.end <= 0) {
+            finish(op, take(s, op));
+            return true;
+        }
+        if (!s.armed) {
+            // Keep an eighth of the pool for sockets already armed: below that, plain reads.
+            if (multishot_refused_ || !pool_ready() || pool_.free <= pool_.count / 8 || parked_head_ != nullptr)
+                return false;
+            io_uring_sqe* sqe = take_sqe();
+            if (sqe == nullptr) return false;
+            fill_multishot(static_cast<int>(fd), *sqe);
+            ++multishot_arms_;
+            s.armed = true;
+            s.stop_sent = false;
+            ++s.ops;
+        }
+        op.parked = park_reader;
+        op.next = nullptr;
+        op.prev = s.readers_tail;
+        if (s.readers_tail != nullptr)
+            s.readers_tail->next = &op;
+        else
+            s.readers = &op;
+        s.readers_tail = &op;
+        return true;
+    }
+
+    void fill_multishot(int fd, io_uring_sqe& sqe) noexcept {
+        io_uring_prep_recv_multishot(&sqe, fd, nullptr, 0, 0);
+        sqe.flags |= IOSQE_BUFFER_SELECT;
+        sqe.buf_group = recv_group;
+        if (refused(uring_request::multishot_recv)) sqe.ioprio |= 1U << 15;
+        io_uring_sqe_set_data64(&sqe, (static_cast<__u64>(fd) << 3) | recv_tag);
+    }
+
+    void unlink_reader(io_op& op) noexcept {
+        fd_state& s = fds_[static_cast<std::size_t>(op.fd)];
+        if (op.prev != nullptr)
+            op.prev->next = op.next;
+        else
+            s.readers = op.next;
+        if (op.next != nullptr)
+            op.next->prev = op.prev;
+        else
+            s.readers_tail = op.prev;
+        op.next = op.prev = nullptr;
+        op.parked = 0;
+    }
+
+    // Copies what is queued into the read's buffer (across buffers, up to its length);
+    // with nothing queued, the stream's end (0, for every read after) or its error (once).
+    int take(fd_state& s, io_op& op) noexcept {
+        std::size_t done = 0;
+        while (done < op.len && s.q_head >= 0) {
+            const std::int32_t b = s.q_head;
+            const std::size_t avail = pool_.used[static_cast<std::size_t>(b)] - s.q_off;
+            const std::size_t n = avail < op.len - done ? avail : op.len - done;
+            std::memcpy(static_cast<char*>(op.buf) + done,
+                        pool_.data + static_cast<std::size_t>(b) * pool_.size + s.q_off, n);
+            done += n;
+            if (n == avail) {
+                s.q_head = pool_.next[static_cast<std::size_t>(b)];
+                if (s.q_head < 0) s.q_tail = -1;
+                s.q_off = 0;
+                recycle(b);
+            } else {
+                s.q_off += static_cast<std::uint32_t>(n);
+            }
+        }
+        s.q_bytes -= static_cast<std::uint32_t>(done);
+        if (done > 0) return static_cast<int>(done);
+        const int end = s.end;
+        if (end < 0) s.end = 1;  // an error is reported once; the next read asks again
+        return end;
+    }
+
+    // A multishot receive's CQE: a filled buffer queued on its socket, or its end.
+    void on_received(std::size_t fd, int res, unsigned cflags) noexcept {
+        fd_state& s = fds_[fd];
+        if ((cflags & IORING_CQE_F_BUFFER) != 0U) {
+            const auto b = static_cast<std::int32_t>(cflags >> IORING_CQE_BUFFER_SHIFT);
+            --pool_.free;
+            if (res > 0 && !s.closing) {
+                pool_.used[static_cast<std::size_t>(b)] = static_cast<std::uint32_t>(res);
+                pool_.next[static_cast<std::size_t>(b)] = -1;
+                if (s.q_tail >= 0)
+                    pool_.next[static_cast<std::size_t>(s.q_tail)] = b;
+                else
+                    s.q_head = b;
+                s.q_tail = b;
+                s.q_bytes += static_cast<std::uint32_t>(res);
+            } else {
+                recycle(b);
+            }
+        }
+        const bool delivered_before = s.delivered;
+        s.delivered = true;
+        if ((cflags & IORING_CQE_F_MORE) == 0U) {
+            s.armed = false;
+            --s.ops;
+            if (s.closing) {
+                if (s.ops == 0) release(static_cast<int>(fd));
+                return;
+            }
+            if (res == -EINVAL && !delivered_before) {
+                multishot_refused_ = true;  // this kernel has no multishot receive (before 6.0)
+                replay_readers(fd);
+                return;
+            }
+            if (res == -ENOBUFS || (res == -ECANCELED && s.stop_sent)) {
+                replay_readers(fd);  // the pool ran dry, or the socket was told to stop
+                return;
+            }
+            if (res <= 0) s.end = res;
+        }
+        serve_readers(fd);
+    }
+
+    // Reads waiting on the socket take what has come.
+    void serve_readers(std::size_t fd) noexcept {
+        for (;;) {
+            fd_state& s = fds_[fd];
+            if (s.readers == nullptr) break;
+            if (s.q_head < 0 && s.end > 0) {
+                if (!s.armed) replay_readers(fd);  // the multishot ended with data: ask again
+                return;
+            }
+            io_op& op = *s.readers;
+            unlink_reader(op);
+            finish(op, take(s, op));  // may start more reads on this socket
+        }
+        // Nobody is reading and the socket holds a lot: let TCP's window hold the rest.
+        fd_state& s = fds_[fd];
+        if (s.armed && !s.stop_sent && s.q_bytes >= 16 * pool_.size) {
+            if (io_uring_sqe* sqe = take_sqe()) {
+                io_uring_prep_cancel64(sqe, (static_cast<__u64>(fd) << 3) | recv_tag, 0);
+                io_uring_sqe_set_data64(sqe, 0);
+                s.stop_sent = true;
+            }
+        }
+    }
+
+    // The multishot receive ended with reads still waiting: each goes again, through a
+    // new multishot if it can have one, else as a plain recv into its own buffer.
+    void replay_readers(std::size_t fd) noexcept {
+        while (io_op* op = fds_[fd].readers) {
+            unlink_reader(*op);
+            if (!read_pooled(*op, fd)) {
+                send(*op);
+                continue;
+            }
+            if (op->parked == park_reader) return;  // it waits on a new multishot; so do the rest
+        }
+    }
+
+    // Reads waiting on a socket being closed end with -EBADF (unless cancelled).
+    void end_readers_on(int fd) noexcept {
+        while (io_op* op = fds_[static_cast<std::size_t>(fd)].readers) finish(*op, -EBADF);
+    }
+
     // ---- completions ----
 
     void finish(io_op& op, int result) noexcept {
-        if (op.parked != 0) unpark(op);  // its cancel was still waiting for an SQE
+        if (op.parked == park_reader)
+            unlink_reader(op);
+        else if (op.parked != 0)
+            unpark(op);  // its cancel was still waiting for an SQE
         op.in_kernel = false;
         --in_flight_;
         int release_fd = -1;
@@ -647,6 +959,10 @@ private:
         if (data == 0) return;
         if (CORIO_UNLIKELY(data == wakeup_tag)) {
             woke = on_wakeup(res, cflags) || woke;
+            return;
+        }
+        if ((data & 7U) == recv_tag) {
+            on_received(static_cast<std::size_t>(data >> 3), res, cflags);
             return;
         }
         if (CORIO_UNLIKELY((data & 7U) == fd_cancel_tag)) {
@@ -742,6 +1058,10 @@ private:
     io_op* parked_tail_ = nullptr;
     std::size_t parked_fd_cancels_ = 0;
     std::vector<fd_state> fds_;  // by fd number, for sockets attached (and any fd below them)
+    recv_pool pool_;
+    std::uint8_t pool_state_ = pool_untried;
+    bool multishot_refused_ = false;  // the kernel answered a multishot receive with -EINVAL
+    std::uint64_t multishot_arms_ = 0;
 };
 
 }  // namespace corio::detail
