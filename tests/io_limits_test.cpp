@@ -45,7 +45,7 @@ namespace {
 class watchdog {
 public:
     explicit watchdog(corio::loop_handle loop, std::chrono::milliseconds after = 5s)
-        : thread_([this, loop, after] {
+        : thread_([this, loop = std::move(loop), after] {
               std::unique_lock lock(mutex_);
               if (cv_.wait_for(lock, after, [this] { return done_; })) return;
               fired_ = true;

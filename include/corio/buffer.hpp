@@ -24,6 +24,7 @@ struct mutable_buffer {
     mutable_buffer() = default;
     mutable_buffer(void* d, std::size_t n) noexcept : data(d), size(n) {}
     template <detail::byte_range R>
+    // NOLINTNEXTLINE(bugprone-forwarding-reference-overload): R is a byte range, never a mutable_buffer
     requires(!std::is_const_v<std::remove_reference_t<std::ranges::range_reference_t<R>>>) mutable_buffer(R&& r)
     noexcept  // NOLINT(google-explicit-constructor): a buffer is a view
         : data(std::ranges::data(r)), size(std::ranges::size(r) * sizeof(std::ranges::range_value_t<R>)) {}

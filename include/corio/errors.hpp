@@ -49,6 +49,7 @@ public:
 /// `with_task_group(body)` rethrows the first failure itself and reports the others.
 class exception_group : public std::exception {
 public:
+    // NOLINTNEXTLINE(bugprone-throw-keyword-missing): clang-tidy 16 takes the errors_ member for a lost throw
     explicit exception_group(std::vector<std::exception_ptr> errors) : errors_(std::move(errors)) {
         what_ = "corio: " + std::to_string(errors_.size()) + (errors_.size() == 1 ? " error" : " errors") +
                 " in a task group";

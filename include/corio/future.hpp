@@ -390,7 +390,7 @@ private:
             detail::future_state<T>* st;
             std::decay_t<Apply> apply;
         };
-        auto* it = new item(st, std::move(apply));
+        auto* it = new item(st, static_cast<Apply&&>(apply));
         if (!remote_->push(it)) it->fn(it, false);
     }
 

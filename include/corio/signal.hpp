@@ -84,7 +84,7 @@ public:
     static signal_hub& join(signal_member& m, const std::string& names) {
         signal_hub*& current = of_this_thread();
         std::unique_ptr<signal_hub> made;
-        if (current == nullptr) made.reset(new signal_hub());
+        if (current == nullptr) made = std::make_unique<signal_hub>();
         signal_hub& h = current != nullptr ? *current : *made;
         // The fd wakes its reader for the union of what every wait wants, one already
         // pending included: signalfd() wakes the fd's pollers when it changes the mask.

@@ -14,6 +14,7 @@ namespace corio {
 namespace detail {
 
 struct task_group_core;  // task_group.hpp
+// NOLINTNEXTLINE(bugprone-exception-escape): the child has failed, so child.exception() cannot throw
 std::coroutine_handle<> group_child_done(task_group_core* g, future_state_base& child, live_task& node) noexcept;
 
 template <class T>

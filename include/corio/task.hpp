@@ -198,7 +198,7 @@ auto make_task(A&& a) {
     using D = std::remove_cvref_t<A>;
     if constexpr (is_task<D>::value) {
         static_assert(!std::is_lvalue_reference_v<A>, "corio: pass tasks by value (std::move)");
-        return D(std::move(a));
+        return D(static_cast<A&&>(a));
     } else if constexpr (awaitable_factory<D>) {
         return invoke_kept<D>(static_cast<A&&>(a));
     } else {

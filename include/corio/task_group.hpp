@@ -96,6 +96,7 @@ struct task_group_core : cancel_listener {
     }
 };
 
+// NOLINTNEXTLINE(bugprone-exception-escape): the child has failed, so child.exception() cannot throw
 inline std::coroutine_handle<> group_child_done(task_group_core* g, future_state_base& child,
                                                 live_task& node) noexcept {
     g->unlink(&node);

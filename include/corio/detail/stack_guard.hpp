@@ -16,7 +16,7 @@ struct task_node;
 inline thread_local char* loop_stack_top = nullptr;  // set while a loop runs on this thread
 inline thread_local void (*resume_later)(std::coroutine_handle<>, task_node*) noexcept = nullptr;
 
-inline constexpr std::ptrdiff_t max_nesting = 64 * 1024;
+inline constexpr std::ptrdiff_t max_nesting = std::ptrdiff_t{64} * 1024;
 
 [[nodiscard]] inline bool stack_too_deep() noexcept {
 #if defined(__clang__)

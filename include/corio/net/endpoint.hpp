@@ -206,6 +206,7 @@ inline task<std::vector<endpoint>> resolve(std::string host, std::uint16_t port)
         throw std::system_error(
             EINVAL, std::system_category(),
             "corio: net::resolve(" + detail::quote_for_message(host) + "): a host name cannot hold a NUL byte");
+    // NOLINTNEXTLINE(cppcoreguidelines-avoid-reference-coroutine-parameters): a plain function, not a coroutine
     auto lookup = [](const std::string& name, std::uint16_t p) {
         addrinfo hints{};
         hints.ai_family = AF_UNSPEC;

@@ -79,6 +79,7 @@ public:
 
     /// Waits until pred() holds (checked with the mutex held).
     template <class Pred>
+    // NOLINTNEXTLINE(cppcoreguidelines-avoid-reference-coroutine-parameters): the caller's guard, awaited at once
     task<> wait(mutex::guard& g, Pred pred) {
         while (!pred()) co_await wait(g);
     }
