@@ -27,4 +27,5 @@
 #include <corio/task_group.hpp>
 #include <corio/thread_pool.hpp>
 #include <corio/time.hpp>
+#include <corio/version.hpp>
 #include <corio/when_any.hpp>
