@@ -12,6 +12,7 @@ packages=(
   python3 gnuplot-nox  # the benchmark report: tables and charts
   libclang-rt-14-dev   # clang's sanitizer runtimes
   clang-format         # the formatting check in .ci/run
+  doxygen              # the API reference: cmake --workflow --preset docs
   curl wrk             # real clients against the example servers
   cargo librust-tokio-dev  # benchmark peer only: the Tokio echo server, built offline
 )
