@@ -13,6 +13,7 @@ packages=(
   libclang-rt-14-dev   # clang's sanitizer runtimes
   clang-format         # the formatting check in .ci/run
   clang-tidy-16        # the clang-tidy check in .ci/run (cmake/run-clang-tidy.sh)
+  doxygen              # the API reference: cmake --workflow --preset docs
   curl wrk             # real clients against the example servers
   cargo librust-tokio-dev  # benchmark peer only: the Tokio echo server, built offline
 )

@@ -1,43 +1,44 @@
 #pragma once
-// as_completed(range): results in completion order (asyncio.as_completed, Tokio's JoinSet).
-//
-//     auto pending = corio::as_completed(std::move(jobs));  // every job starts now
-//     while (!pending.empty()) {
-//         auto [index, value] = co_await pending.next();    // the next to finish
-//         ...
-//     }
-//
-// - Starting: each element (an awaitable, or a callable returning one, as for gather) is
-//   spawned as a task of its own on the current loop, at once; their first steps run at
-//   the caller's next suspension, like asyncio's create_task.
-// - next() -> when_any_result<T>{index, value} (void as std::monostate), in the order the
-//   children finished. A child that failed has its own exception rethrown at its turn;
-//   the others still deliver. A child that ended cancelled by someone else (it let a
-//   cancelled_error out) yields cancelled_error at its turn, as awaiting it would.
-//   next() with no result left (empty()), or after close(), throws usage_error.
-// - next() is a cancellation point: cancelling the task that waits in it makes it throw
-//   cancelled_error and loses nothing. The children belong to the set, not to that wait:
-//   they keep running and their results stay for the next call. A result handed to the
-//   waiter just before the cancel came, while it had not resumed yet, goes back to the
-//   set (to the next waiter, or first in line) and the waiter throws, as queue::pop does.
-//   A result that is ready when next() is called is taken without suspending; a cancel
-//   already pending then fires at the task's next suspension point.
-// - Several tasks may wait in next() at once: each gets a different result. size() counts
-//   the results still to be handed out and not yet claimed by a waiting next().
-// - co_await close(): cancels the children still running (once: a child may await during
-//   its cleanup), waits until every one has ended, and drops what nobody took. It throws
-//   nothing of the children's (a child's failure nobody took, before or during its
-//   cleanup, is reported once through the loop's exception handler, as for any task
-//   whose exception was never retrieved); cancelled children are not failures. A cancel
-//   of the task waiting in close() does not cut the wait short: close() returns once the
-//   children have ended, then throws cancelled_error.
-// - Destroying the set without close() does what close() does without waiting: the
-//   children still running are cancelled; the loop keeps them alive until they end, and
-//   a real failure of one is reported through the exception handler, exactly once. No
-//   child is left running unnoticed: leaving the set's scope, however it happens,
-//   cancels them.
-//   (A coroutine cannot co_await in a catch block: on an error path, leave the block,
-//   then co_await close() if the children must have ended before going on.)
+/// @file
+/// as_completed(range): results in completion order (asyncio.as_completed, Tokio's JoinSet).
+///
+///     auto pending = corio::as_completed(std::move(jobs));  // every job starts now
+///     while (!pending.empty()) {
+///         auto [index, value] = co_await pending.next();    // the next to finish
+///         ...
+///     }
+///
+/// - Starting: each element (an awaitable, or a callable returning one, as for gather) is
+///   spawned as a task of its own on the current loop, at once; their first steps run at
+///   the caller's next suspension, like asyncio's create_task.
+/// - next() -> when_any_result<T>{index, value} (void as std::monostate), in the order the
+///   children finished. A child that failed has its own exception rethrown at its turn;
+///   the others still deliver. A child that ended cancelled by someone else (it let a
+///   cancelled_error out) yields cancelled_error at its turn, as awaiting it would.
+///   next() with no result left (empty()), or after close(), throws usage_error.
+/// - next() is a cancellation point: cancelling the task that waits in it makes it throw
+///   cancelled_error and loses nothing. The children belong to the set, not to that wait:
+///   they keep running and their results stay for the next call. A result handed to the
+///   waiter just before the cancel came, while it had not resumed yet, goes back to the
+///   set (to the next waiter, or first in line) and the waiter throws, as queue::pop does.
+///   A result that is ready when next() is called is taken without suspending; a cancel
+///   already pending then fires at the task's next suspension point.
+/// - Several tasks may wait in next() at once: each gets a different result. size() counts
+///   the results still to be handed out and not yet claimed by a waiting next().
+/// - co_await close(): cancels the children still running (once: a child may await during
+///   its cleanup), waits until every one has ended, and drops what nobody took. It throws
+///   nothing of the children's (a child's failure nobody took, before or during its
+///   cleanup, is reported once through the loop's exception handler, as for any task
+///   whose exception was never retrieved); cancelled children are not failures. A cancel
+///   of the task waiting in close() does not cut the wait short: close() returns once the
+///   children have ended, then throws cancelled_error.
+/// - Destroying the set without close() does what close() does without waiting: the
+///   children still running are cancelled; the loop keeps them alive until they end, and
+///   a real failure of one is reported through the exception handler, exactly once. No
+///   child is left running unnoticed: leaving the set's scope, however it happens,
+///   cancels them.
+///   (A coroutine cannot co_await in a catch block: on an error path, leave the block,
+///   then co_await close() if the children must have ended before going on.)
 
 #include <coroutine>
 #include <cstddef>
@@ -313,7 +314,9 @@ private:
 template <class T>
 class [[nodiscard]] as_completed_set {
 public:
+    /// The children's result type.
     using value_type = T;
+    /// What next() yields: a child's index and value.
     using result_type = when_any_result<T>;
 
     /// Spawns every task on the current loop (usage_error without one, unless empty).
@@ -327,7 +330,10 @@ public:
             throw;
         }
     }
+    /// Takes over o's children; o is left empty.
     as_completed_set(as_completed_set&& o) noexcept : core_(std::exchange(o.core_, nullptr)) {}
+    /// Cancels this set's children still running (as destruction does), then takes over
+    /// o's.
     as_completed_set& operator=(as_completed_set&& o) noexcept {
         if (this != &o) {
             reset();

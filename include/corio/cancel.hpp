@@ -1,27 +1,28 @@
 #pragma once
-// Cancellation tools:
-//
-// - shield(aw): protect a section from the awaiting task's cancellation. The inner work
-//   runs on a node of its own and always runs to its end; a cancel that arrives meanwhile
-//   is kept and delivered at the awaiting task's next suspension point (nothing is lost).
-//
-// - Cancel scopes, trio-style and level-triggered, around a block of awaits:
-//       std::optional<int> r = co_await corio::move_on_after(1s, [&]() -> task<int> { ... });
-//       int v = co_await corio::fail_after(1s, [&]() -> task<int> { ... });  // timeout_error
-//   Once the scope is cancelled (its deadline passed, or scope.cancel()), every suspension
-//   point inside it throws cancelled_error until the block ends, including the awaits in
-//   its cleanup, unless they are shielded; combinators and task groups inside it are
-//   cancelled the same way. A scope catches only its own cancel: a cancel of the awaiting
-//   task (or of an enclosing scope) goes on out of it. The innermost deadline is the
-//   first to fire; each scope ends only the block it encloses. The block may take the
-//   scope (`[&](corio::cancel_scope& s) -> task<> {...}`) to cancel it or move its deadline.
-//   wait_for(aw, d) stays asyncio's edge-triggered wait_for: one cancel, then the inner
-//   work may await freely during its cleanup.
-//
-// - std::stop_token interop: cancel_on(token, aw) cancels aw when a std::stop_source is
-//   requested (from any thread); co_await current_stop_token() gives a token that is
-//   requested when the awaiting task is cancelled, for code (a thread pool job, a
-//   third-party library) that polls one.
+/// @file
+/// Cancellation tools:
+///
+/// - shield(aw): protect a section from the awaiting task's cancellation. The inner work
+///   runs on a node of its own and always runs to its end; a cancel that arrives meanwhile
+///   is kept and delivered at the awaiting task's next suspension point (nothing is lost).
+///
+/// - Cancel scopes, trio-style and level-triggered, around a block of awaits:
+///       std::optional<int> r = co_await corio::move_on_after(1s, [&]() -> task<int> { ... });
+///       int v = co_await corio::fail_after(1s, [&]() -> task<int> { ... });  // timeout_error
+///   Once the scope is cancelled (its deadline passed, or scope.cancel()), every suspension
+///   point inside it throws cancelled_error until the block ends, including the awaits in
+///   its cleanup, unless they are shielded; combinators and task groups inside it are
+///   cancelled the same way. A scope catches only its own cancel: a cancel of the awaiting
+///   task (or of an enclosing scope) goes on out of it. The innermost deadline is the
+///   first to fire; each scope ends only the block it encloses. The block may take the
+///   scope (`[&](corio::cancel_scope& s) -> task<> {...}`) to cancel it or move its deadline.
+///   wait_for(aw, d) stays asyncio's edge-triggered wait_for: one cancel, then the inner
+///   work may await freely during its cleanup.
+///
+/// - std::stop_token interop: cancel_on(token, aw) cancels aw when a std::stop_source is
+///   requested (from any thread); co_await current_stop_token() gives a token that is
+///   requested when the awaiting task is cancelled, for code (a thread pool job, a
+///   third-party library) that polls one.
 
 #include <chrono>
 #include <coroutine>
@@ -60,6 +61,12 @@ class scope_awaiter;
 
 }  // namespace detail
 
+/// Runs `a` to its end even if the awaiting task is cancelled meanwhile; the cancel is
+/// kept and fires at the task's next suspension point after the shield. For cleanup that
+/// must finish (a final write, a commit).
+/// @code
+/// co_await corio::shield(db.commit());  // not cut short by a cancel of this task
+/// @endcode
 template <class Awaitable>
 auto shield(Awaitable&& a) {
     using T = detail::await_result_t<detail::task_for_t<Awaitable>>;
@@ -69,6 +76,7 @@ auto shield(Awaitable&& a) {
 /// The scope of move_on_after / fail_after, as its block sees it. Valid while the block runs.
 class cancel_scope {
 public:
+    /// The clock of deadlines.
     using clock = std::chrono::steady_clock;
 
     cancel_scope(const cancel_scope&) = delete;
@@ -82,10 +90,12 @@ public:
         if (loop_ != nullptr) loop_->remove_timer(timer_);
         if (body_ != nullptr) body_->cancel_from_owner(true);
     }
+    /// True once the block was cancelled, by cancel() or by its deadline.
     [[nodiscard]] bool cancel_called() const noexcept { return cancel_called_; }
     /// True when the deadline (rather than cancel()) cancelled the block.
     [[nodiscard]] bool deadline_reached() const noexcept { return deadline_reached_; }
 
+    /// The deadline (time_point::max() for none).
     [[nodiscard]] clock::time_point deadline() const noexcept { return timer_.deadline; }
     /// Moves the deadline (earlier or later); one in the past cancels the block now.
     void set_deadline(clock::time_point tp) {
@@ -251,6 +261,7 @@ template <class Awaitable, class Rep, class Period>
 auto move_on_after(std::chrono::duration<Rep, Period> d, Awaitable&& a) {
     return detail::move_on_at(detail::deadline_after(detail::saturating_ceil(d)), static_cast<Awaitable&&>(a));
 }
+/// move_on_after with a deadline instead of a duration.
 template <class Awaitable>
 auto move_on_at(std::chrono::steady_clock::time_point tp, Awaitable&& a) {
     return detail::move_on_at(tp, static_cast<Awaitable&&>(a));
@@ -262,6 +273,7 @@ template <class Awaitable, class Rep, class Period>
 auto fail_after(std::chrono::duration<Rep, Period> d, Awaitable&& a) {
     return detail::fail_at(detail::deadline_after(detail::saturating_ceil(d)), static_cast<Awaitable&&>(a));
 }
+/// fail_after with a deadline instead of a duration.
 template <class Awaitable>
 auto fail_at(std::chrono::steady_clock::time_point tp, Awaitable&& a) {
     return detail::fail_at(tp, static_cast<Awaitable&&>(a));

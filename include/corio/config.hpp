@@ -1,5 +1,6 @@
 #pragma once
-// Feature detection and assertions shared by every corio header.
+/// @file
+/// Feature detection and assertions shared by every corio header.
 
 #include <cstdio>
 #include <cstdlib>
@@ -19,6 +20,7 @@
 #endif
 #endif
 
+/// @cond CORIO_INTERNAL
 #if defined(__clang__) || defined(__GNUC__)
 #define CORIO_LIKELY(x) __builtin_expect(!!(x), 1)
 #define CORIO_UNLIKELY(x) __builtin_expect(!!(x), 0)
@@ -26,6 +28,7 @@
 #define CORIO_LIKELY(x) (x)
 #define CORIO_UNLIKELY(x) (x)
 #endif
+/// @endcond
 
 namespace corio::detail {
 
@@ -36,12 +39,14 @@ namespace corio::detail {
 
 }  // namespace corio::detail
 
-// Checks an invariant of corio itself (never user input: that gets an exception).
+/// Checks an invariant of corio itself (never user input: that gets an exception).
 #define CORIO_ASSERT(expr) ((expr) ? void(0) : ::corio::detail::assertion_failed(#expr, __FILE__, __LINE__))
 
 namespace corio {
 
 #if defined(__cpp_lib_source_location)
+/// std::source_location where the standard library has it (a class of the same shape
+/// otherwise): where a task was spawned, for names and reports.
 using source_location = std::source_location;
 #else
 // clang 14 with libstdc++ has no std::source_location (it lacks the builtin behind it);

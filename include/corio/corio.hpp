@@ -1,5 +1,6 @@
 #pragma once
-// The whole public API of corio.
+/// @file
+/// The whole public API of corio.
 
 #include <corio/as_completed.hpp>
 #include <corio/backend/backend.hpp>
@@ -27,4 +28,15 @@
 #include <corio/task_group.hpp>
 #include <corio/thread_pool.hpp>
 #include <corio/time.hpp>
+#include <corio/version.hpp>
 #include <corio/when_any.hpp>
+
+/// @namespace corio
+/// The runtime: the event loop, tasks and futures, the combinators, structured concurrency,
+/// cancellation, coordination between tasks, threads, timers and signals.
+
+/// @namespace corio::net
+/// Networking: endpoints and name resolution, TCP listeners and streams, UDP sockets.
+
+/// @namespace corio::fs
+/// Files: positional reads and writes that never block the loop.

@@ -1,6 +1,7 @@
 #pragma once
-// The exceptions corio itself throws. Operating-system failures are reported as
-// std::system_error whose message names the operation.
+/// @file
+/// The exceptions corio itself throws. Operating-system failures are reported as
+/// std::system_error whose message names the operation.
 
 #include <exception>
 #include <stdexcept>
@@ -24,6 +25,7 @@ public:
     cancelled_error() noexcept = default;
     /// `what` must outlive the exception (a string literal).
     explicit cancelled_error(const char* what) noexcept : what_(what) {}
+    /// The message: "corio: operation cancelled" unless one was given.
     [[nodiscard]] const char* what() const noexcept { return what_; }
 
 private:
@@ -34,6 +36,7 @@ private:
 class timeout_error : public std::runtime_error {
 public:
     timeout_error() : std::runtime_error("corio: operation timed out") {}
+    /// With a message of its own.
     explicit timeout_error(const std::string& what) : std::runtime_error(what) {}
 };
 
@@ -49,6 +52,7 @@ public:
 /// `with_task_group(body)` rethrows the first failure itself and reports the others.
 class exception_group : public std::exception {
 public:
+    /// A group of these failures, in this order; what() lists their messages.
     // NOLINTNEXTLINE(bugprone-throw-keyword-missing): clang-tidy 16 takes the errors_ member for a lost throw
     explicit exception_group(std::vector<std::exception_ptr> errors) : errors_(std::move(errors)) {
         what_ = "corio: " + std::to_string(errors_.size()) + (errors_.size() == 1 ? " error" : " errors") +
@@ -66,9 +70,11 @@ public:
             }
         }
     }
+    /// How many failures, and each one's message.
     [[nodiscard]] const char* what() const noexcept override { return what_.c_str(); }
     /// The failures, first first.
     [[nodiscard]] const std::vector<std::exception_ptr>& exceptions() const noexcept { return errors_; }
+    /// How many failures.
     [[nodiscard]] std::size_t size() const noexcept { return errors_.size(); }
     /// Rethrows the first failure as itself.
     [[noreturn]] void rethrow_first() const { std::rethrow_exception(errors_.front()); }
@@ -85,6 +91,7 @@ enum class io_errc {
     closed,             ///< a queue was closed
 };
 
+/// The error category of io_errc ("corio").
 inline const std::error_category& io_category() noexcept {
     struct category final : std::error_category {
         [[nodiscard]] const char* name() const noexcept override { return "corio"; }
@@ -102,6 +109,7 @@ inline const std::error_category& io_category() noexcept {
     return instance;
 }
 
+/// An error code of io_category(): lets an io_errc compare with std::error_code.
 inline std::error_code make_error_code(io_errc e) noexcept { return {static_cast<int>(e), io_category()}; }
 
 }  // namespace corio

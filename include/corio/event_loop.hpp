@@ -1,8 +1,9 @@
 #pragma once
-// event_loop: one per thread. Owns the ready queue, the timer heap, the backend and
-// the door for other threads. One turn: run what is ready; take what other threads
-// sent; fire due timers; then wait in the backend until the nearest deadline or an
-// event (never longer, never busy).
+/// @file
+/// event_loop: one per thread. Owns the ready queue, the timer heap, the backend and
+/// the door for other threads. One turn: run what is ready; take what other threads
+/// sent; fire due timers; then wait in the backend until the nearest deadline or an
+/// event (never longer, never busy).
 
 #include <chrono>
 #include <coroutine>
@@ -31,49 +32,67 @@
 
 namespace corio {
 
+/// @cond CORIO_INTERNAL
 template <class T>
 class future;
 class event_loop;
+/// @endcond
 
 /// Options of spawn. Trivially destructible on purpose: GCC 12 destroys class temporaries
 /// inside a co_await expression twice, and `co_await spawn(t, {.name = "x"})` is common.
 /// The name is copied by spawn, so it only needs to live for the call.
 struct spawn_options {
+    /// The task's name, shown by event_loop::tasks() and in reports; left empty, the task
+    /// is called "task-N" (N counts the loop's tasks).
     std::string_view name;
 };
 
 /// What the loop reports to its exception handler.
 enum class report_kind : std::uint8_t {
-    unretrieved_exception,  // a task or future failed and nobody looked at its exception
-    callback_exception,     // a call_soon / call_later / done callback threw
-    slow_step,              // debug: a step ran longer than slow_step without suspending
-    backend_info,           // debug: which backend was chosen, and why
+    unretrieved_exception,  ///< a task or future failed and nobody looked at its exception
+    callback_exception,     ///< a call_soon / call_later / done callback threw
+    slow_step,              ///< debug: a step ran longer than slow_step without suspending
+    backend_info,           ///< debug: which backend was chosen, and why
 };
 
+/// One report to the loop's exception handler (loop_options::exception_handler).
 struct exception_context {
+    /// What happened.
     report_kind kind = report_kind::unretrieved_exception;
+    /// What happened, in words; the default handler prints it before the exception's text.
     std::string message;
-    std::exception_ptr exception;       // null for slow_step and backend_info
-    std::string task_name;              // empty when not about a task
-    corio::source_location location{};  // where the task was spawned, when known
+    std::exception_ptr exception;       ///< null for slow_step and backend_info
+    std::string task_name;              ///< empty when not about a task
+    corio::source_location location{};  ///< where the task was spawned, when known
 };
 
+/// How a loop is set up: event_loop's constructor and corio::run take these.
+/// @code
+/// corio::run(amain(), {.backend = corio::backend_kind::epoll, .debug = true});
+/// @endcode
 struct loop_options {
-    backend_kind backend = backend_kind::automatic;  // CORIO_BACKEND overrides automatic
+    backend_kind backend = backend_kind::automatic;  ///< CORIO_BACKEND overrides automatic
+    /// Entries of the io_uring submission queue (0: 256); epoll ignores it.
     unsigned queue_depth = 256;
-    /// io_uring: the receive pool for multishot stream reads, `recv_buffers` buffers (a
-    /// power of two; 0: every read is a plain recv) of `recv_buffer_size` bytes, mapped at
-    /// the first stream read. Unused on epoll.
+    /// io_uring: the buffers of the receive pool that multishot stream reads fill (a power
+    /// of two; 0: every read is a plain recv), mapped at the first stream read. Unused on
+    /// epoll.
     unsigned recv_buffers = 256;
+    /// io_uring: the size in bytes of each receive-pool buffer.
     unsigned recv_buffer_size = 4096;
+    /// Debug mode: reports steps slower than slow_step, and which backend was chosen.
     bool debug = false;
+    /// In debug mode, a step that runs this long without suspending is reported.
     std::chrono::nanoseconds slow_step = std::chrono::milliseconds(100);
-    std::function<void(const exception_context&)> exception_handler;  // default: one line on stderr
+    std::function<void(const exception_context&)> exception_handler;  ///< default: one line on stderr
 };
 
+/// A live task as event_loop::tasks() lists it.
 struct task_info {
+    /// Its name (spawn_options::name, else "task-N").
     std::string name;
-    std::string state;  // "pending", "running", "waiting"
+    std::string state;  ///< "pending", "running", "waiting"
+    /// Where it was spawned.
     corio::source_location location{};
 };
 
@@ -168,13 +187,17 @@ private:
 class timer_handle {
 public:
     timer_handle() = default;
+    /// Takes over o's callback: cancel() on this handle now reaches it.
     timer_handle(timer_handle&& o) noexcept;
+    /// Lets go of this handle's callback (which still runs), then takes over o's.
     timer_handle& operator=(timer_handle&& o) noexcept;
     timer_handle(const timer_handle&) = delete;
     timer_handle& operator=(const timer_handle&) = delete;
+    /// Lets go of the callback: it still runs when due.
     ~timer_handle();
     /// True if the callback was still pending and will now never run.
     bool cancel() noexcept;
+    /// True while the callback has neither run nor been cancelled.
     [[nodiscard]] bool pending() const noexcept { return entry_ != nullptr; }
 
 private:
@@ -183,8 +206,19 @@ private:
     callback_timer* entry_ = nullptr;
 };
 
+/// A single-threaded event loop: it runs tasks, timers and callbacks, and waits for I/O in
+/// its backend (io_uring or epoll). One loop per thread, run on the thread that created it.
+/// Most programs use corio::run(), which makes one; an event_loop of your own is for
+/// options, call_soon / call_later, or running it in steps.
+/// @code
+/// corio::event_loop loop({.debug = true});
+/// loop.call_later(std::chrono::seconds(1), [] { std::puts("a second later"); });
+/// int v = loop.run(amain());  // amain() returns corio::task<int>
+/// @endcode
 class event_loop {
 public:
+    /// Creates the loop and its backend: backend_kind::automatic takes io_uring where it can
+    /// be set up, else epoll; the CORIO_BACKEND environment variable overrides automatic.
     explicit event_loop(loop_options options = {})
         : options_(std::move(options)),
           owner_(std::this_thread::get_id()),
@@ -223,8 +257,8 @@ public:
     auto spawn(Awaitable&& awaitable, spawn_options options,
                corio::source_location where = corio::source_location::current())
         -> future<detail::await_result_t<detail::task_for_t<Awaitable>>>;
-    // Without options (a separate overload: GCC 12 miscompiles a defaulted spawn_options
-    // temporary inside a co_await expression, as in `co_await spawn(t)`).
+    /// Without options (a separate overload: GCC 12 miscompiles a defaulted spawn_options
+    /// temporary inside a co_await expression, as in `co_await spawn(t)`).
     template <class Awaitable>
     auto spawn(Awaitable&& awaitable, corio::source_location where = corio::source_location::current())
         -> future<detail::await_result_t<detail::task_for_t<Awaitable>>> {
@@ -257,9 +291,13 @@ public:
     /// Loop thread (use call_soon_threadsafe from others).
     void stop() noexcept { stop_requested_ = true; }
 
+    /// The backend this loop uses (never automatic).
     [[nodiscard]] backend_kind backend() const noexcept { return backend_->kind(); }
+    /// True in debug mode (loop_options::debug).
     [[nodiscard]] bool debug() const noexcept { return options_.debug; }
+    /// True while the loop is running on its thread (inside run()).
     [[nodiscard]] bool is_running() const noexcept { return running_; }
+    /// The options the loop was made with.
     [[nodiscard]] const loop_options& options() const noexcept { return options_; }
 
     /// The loop running on this thread; throws usage_error when none is.
@@ -298,6 +336,7 @@ public:
     }
 
     // ---- corio's own awaitables use what follows; user code has no need of it ----
+    /// @cond CORIO_INTERNAL
 
     void schedule(std::coroutine_handle<> h, detail::task_node* node) { ready_.push({nullptr, h.address(), node}); }
     void schedule(const detail::work_item& w) { ready_.push(w); }
@@ -359,6 +398,8 @@ public:
 
     /// The task whose step is running now (nullptr between steps).
     [[nodiscard]] detail::task_node* running_node() const noexcept { return current_node_; }
+
+    /// @endcond
 
     /// One turn of the loop (public for run(); see the file comment).
     void run_once();
@@ -494,14 +535,15 @@ inline void loop_handle::stop() const {
 
 // ---- timers with callbacks (call_later) ----
 
+/// @cond CORIO_INTERNAL
 struct timer_handle::callback_timer : detail::timer_entry {
     timer_handle* owner = nullptr;
     std::function<void()> fn;
     event_loop* loop = nullptr;
 
     callback_timer() noexcept { fire = &run; }
-    // One function for every call_later timer: discard_timers tells them by it from the
-    // deadlines of tasks' awaiters, which live in the tasks' frames.
+    /// One function for every call_later timer: discard_timers tells them by it from the
+    /// deadlines of tasks' awaiters, which live in the tasks' frames.
     static void run(detail::timer_entry* te) noexcept {
         auto* ct = static_cast<callback_timer*>(te);
         if (ct->owner != nullptr) ct->owner->entry_ = nullptr;
@@ -514,6 +556,7 @@ struct timer_handle::callback_timer : detail::timer_entry {
         delete ct;
     }
 };
+/// @endcond
 
 inline timer_handle::timer_handle(timer_handle&& o) noexcept : entry_(std::exchange(o.entry_, nullptr)) {
     if (entry_ != nullptr) entry_->owner = this;
@@ -709,6 +752,7 @@ inline void event_loop::drain() {
     }
 }
 
+/// @cond CORIO_INTERNAL
 /// Marks the loop running on this thread, and restores what was there before: for run(),
 /// nothing; for a destructor ending its tasks, possibly another loop whose task destroys it.
 struct running_scope {
@@ -747,6 +791,7 @@ struct run_scope {
     }
     running_scope entered;
 };
+/// @endcond
 
 // A started task is suspended inside an awaiter that other structures point at: a
 // future's or primitive's waiter list, the timer heap, the kernel's queue, a pool job.

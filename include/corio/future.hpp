@@ -1,8 +1,9 @@
 #pragma once
-// future<T>: the shared result of spawned work or of a promise<T>. Any number of
-// coroutines on the future's loop may await it. Its state lives on that loop and is
-// touched only there; a promise completed from another thread posts the result to
-// the loop, which is why the reference count needs no atomics.
+/// @file
+/// future<T>: the shared result of spawned work or of a promise<T>. Any number of
+/// coroutines on the future's loop may await it. Its state lives on that loop and is
+/// touched only there; a promise completed from another thread posts the result to
+/// the loop, which is why the reference count needs no atomics.
 
 #include <coroutine>
 #include <exception>
@@ -23,10 +24,12 @@
 
 namespace corio {
 
+/// @cond CORIO_INTERNAL
 template <class T>
 class future;
 template <class T>
 class promise;
+/// @endcond
 
 namespace detail {
 
@@ -224,17 +227,33 @@ private:
 
 }  // namespace detail
 
+/// The shared result of spawned work (spawn, task_group::spawn) or of a promise. Copies
+/// share one state; any number of tasks on the future's loop may `co_await` it, each getting
+/// the result (or the exception). As in asyncio, cancelling a task that awaits a future
+/// cancels the work behind it, and the wait ends once that work has ended; shield() keeps
+/// the work running.
+/// @code
+/// corio::future<int> f = corio::spawn(compute());  // compute() returns corio::task<int>
+/// co_await do_other_things();
+/// int v = co_await f;                              // rethrows compute()'s exception
+/// @endcode
 template <class T>
 class future {
 public:
+    /// The result type.
     using value_type = T;
 
     future() noexcept = default;
+    /// @cond CORIO_INTERNAL
     explicit future(detail::future_state<T>* st) noexcept : st_(st) {}  // adopts one reference
+    /// @endcond
+    /// Another handle on the same state.
     future(const future& o) noexcept : st_(o.st_) {
         if (st_ != nullptr) st_->add_ref();
     }
+    /// Takes over o's state; o becomes empty (valid() is false).
     future(future&& o) noexcept : st_(std::exchange(o.st_, nullptr)) {}
+    /// Copy or move assignment: this future now shares o's state.
     future& operator=(future o) noexcept {
         std::swap(st_, o.st_);
         return *this;
@@ -243,8 +262,12 @@ public:
         if (st_ != nullptr) st_->release();
     }
 
+    /// False for a default-constructed or moved-from future (every other call then throws
+    /// usage_error).
     [[nodiscard]] bool valid() const noexcept { return st_ != nullptr; }
+    /// True once the work has ended: with a value, an exception, or cancelled.
     [[nodiscard]] bool done() const { return state().done(); }
+    /// True if the work ended by cancellation.
     [[nodiscard]] bool cancelled() const { return state().state() == detail::future_state_base::status::cancelled; }
     /// Requests cancellation; false when the future is already done.
     bool cancel() { return state().cancel(); }
@@ -278,10 +301,12 @@ public:
         });
     }
 
+    /// @cond CORIO_INTERNAL
     detail::future_awaiter<T, false> operator co_await() const& { return detail::future_awaiter<T, false>(&state()); }
     detail::future_awaiter<T, true> operator co_await() && { return detail::future_awaiter<T, true>(&state()); }
 
     [[nodiscard]] detail::future_state<T>* state_ptr() const noexcept { return st_; }
+    /// @endcond
 
 private:
     detail::future_state<T>& state() const {
@@ -302,11 +327,16 @@ template <class T>
 class promise {
 public:
     promise() : promise(event_loop::current()) {}
+    /// A promise whose future belongs to `loop`. The default constructor uses the loop
+    /// running on this thread.
     explicit promise(event_loop& loop) : st_(new detail::future_state<T>(&loop)), remote_(loop.remote_ref()) {
         st_->promise_reference_ = true;
     }
+    /// Takes over o's state; o is left empty.
     promise(promise&& o) noexcept
         : st_(std::exchange(o.st_, nullptr)), remote_(std::move(o.remote_)), satisfied_(o.satisfied_) {}
+    /// Abandons this promise's state (its future fails with broken_promise unless
+    /// it was completed), then takes over o's.
     promise& operator=(promise&& o) noexcept {
         if (this != &o) {
             abandon();
@@ -327,6 +357,8 @@ public:
         return future<T>(st_);
     }
 
+    /// Completes the future with T(args...) (no arguments for promise<void>). Any thread;
+    /// throws std::future_error(promise_already_satisfied) the second time.
     template <class... Args>
     void set_value(Args&&... args) {
         claim();
@@ -340,6 +372,7 @@ public:
         }
     }
 
+    /// Fails the future with e. Any thread; throws std::future_error the second time.
     void set_exception(std::exception_ptr e) {
         claim();
         deliver([e = std::move(e)](detail::future_state<T>& s) mutable { s.set_exception(std::move(e)); });

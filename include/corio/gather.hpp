@@ -1,7 +1,8 @@
 #pragma once
-// gather: run awaitables concurrently and collect their results. On the first failure
-// the others are cancelled; gather waits for them, then rethrows that failure.
-// gather_settled: every outcome, nothing thrown (asyncio return_exceptions=True).
+/// @file
+/// gather: run awaitables concurrently and collect their results. On the first failure
+/// the others are cancelled; gather waits for them, then rethrows that failure.
+/// gather_settled: every outcome, nothing thrown (asyncio return_exceptions=True).
 
 #include <coroutine>
 #include <cstddef>
@@ -114,6 +115,11 @@ concept awaitable_range = iterable<R> && !awaitable<R>;
 }  // namespace detail
 
 /// gather(a, b, ...) -> std::tuple of the results (void as std::monostate).
+/// The awaitables run concurrently; the first failure cancels the others, waits for them
+/// and is rethrown.
+/// @code
+/// auto [a, b] = co_await corio::gather(fetch(1), fetch(2));  // ~100 ms, not 200
+/// @endcode
 template <class... Awaitables>
 requires(sizeof...(Awaitables) > 0 && (!detail::awaitable_range<Awaitables> && ...)) auto gather(Awaitables&&... as) {
     return detail::gather_awaiter<detail::await_result_t<detail::task_for_t<Awaitables>>...>(
@@ -121,6 +127,11 @@ requires(sizeof...(Awaitables) > 0 && (!detail::awaitable_range<Awaitables> && .
 }
 
 /// gather(range) -> std::vector of the results, in the range's order.
+/// @code
+/// std::vector<corio::task<int>> jobs;
+/// for (int i = 0; i < 10; ++i) jobs.push_back(fetch(i));
+/// std::vector<int> results = co_await corio::gather(std::move(jobs));
+/// @endcode
 template <detail::awaitable_range Range>
 auto gather(Range&& range) {
     auto tasks = detail::tasks_from_range(static_cast<Range&&>(range));

@@ -1,5 +1,6 @@
 #pragma once
-// outcome<T>: a value or the exception that took its place (gather_settled's element).
+/// @file
+/// outcome<T>: a value or the exception that took its place (gather_settled's element).
 
 #include <exception>
 #include <type_traits>
@@ -11,16 +12,29 @@
 
 namespace corio {
 
+/// A value of type T, or the exception that took its place: what gather_settled yields
+/// for each child.
+/// @code
+/// auto [a, b] = co_await corio::gather_settled(fetch(1), fetch(2));
+/// if (a) use(a.value());                   // a has a value
+/// else if (a.cancelled()) { /* ... */ }    // or a cancellation, or another failure in a.error()
+/// @endcode
 template <class T>
 class outcome {
 public:
+    /// T, or std::monostate for void.
     using value_type = detail::non_void_t<T>;
 
+    /// An outcome holding v.
     explicit outcome(value_type v) : v_(std::in_place_index<0>, std::move(v)) {}
+    /// An outcome holding the failure e.
     explicit outcome(std::exception_ptr e) : v_(std::in_place_index<1>, std::move(e)) {}
 
+    /// True when it holds a value.
     [[nodiscard]] bool has_value() const noexcept { return v_.index() == 0; }
+    /// True when it holds a failure.
     [[nodiscard]] bool has_error() const noexcept { return v_.index() == 1; }
+    /// has_value().
     explicit operator bool() const noexcept { return has_value(); }
 
     /// The value, or rethrows the failure.
@@ -28,10 +42,12 @@ public:
         rethrow_if_error();
         return std::get<0>(v_);
     }
+    /// The value, or rethrows the failure.
     const value_type& value() const& {
         rethrow_if_error();
         return std::get<0>(v_);
     }
+    /// The value, moved out, or rethrows the failure.
     value_type&& value() && {
         rethrow_if_error();
         return std::get<0>(std::move(v_));

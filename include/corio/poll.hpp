@@ -1,5 +1,6 @@
 #pragma once
-// wait_readable / wait_writable: integrate any non-blocking C library's fd with the loop.
+/// @file
+/// wait_readable / wait_writable: integrate any non-blocking C library's fd with the loop.
 
 #include <poll.h>
 

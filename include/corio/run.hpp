@@ -1,7 +1,8 @@
 #pragma once
-// run: asyncio.run. A fresh loop runs the awaitable to completion, then cancels and
-// drains every task still alive (each frame is destroyed), then returns the result or
-// rethrows the awaitable's exception.
+/// @file
+/// run: asyncio.run. A fresh loop runs the awaitable to completion, then cancels and
+/// drains every task still alive (each frame is destroyed), then returns the result or
+/// rethrows the awaitable's exception.
 
 #include <utility>
 
@@ -47,6 +48,16 @@ auto event_loop::run(Awaitable&& awaitable, corio::source_location where)
 }
 
 /// Runs the awaitable on a new event loop (asyncio.run).
+/// Then cancels and drains the tasks still alive, and returns the awaitable's result or
+/// rethrows its exception. The loop runs on the calling thread; options choose its backend,
+/// debug mode and exception handler.
+/// @code
+/// corio::task<int> amain() {
+///     co_await corio::sleep(std::chrono::milliseconds(10));
+///     co_return 42;
+/// }
+/// int main() { return corio::run(amain()) == 42 ? 0 : 1; }
+/// @endcode
 template <class Awaitable>
 auto run(Awaitable&& awaitable, loop_options options = {},
          corio::source_location where = corio::source_location::current()) {

@@ -1,17 +1,18 @@
 #pragma once
-// signal(signo): await a POSIX signal, through a signalfd.
-//
-// signal() blocks its signals in the calling thread at once and for good, so that they
-// are queued for the signalfd instead of running their default action: a SIGINT that
-// arrives after signal() is called but before its task is awaited, or between two waits,
-// is kept for the next wait instead of killing the process. corio's pool threads block
-// every asynchronous signal, so a signal sent to the process reaches the loop's thread.
-// Threads of your own should block them too.
-//
-// Every wait in progress on a thread when a signal arrives receives it (tokio's rule:
-// each Signal stream sees each delivery); a signal that arrives while no wait wants it
-// stays pending for the next one. The kernel keeps one pending instance of a signal, so
-// a burst of SIGINTs during a wait wakes it once.
+/// @file
+/// signal(signo): await a POSIX signal, through a signalfd.
+///
+/// signal() blocks its signals in the calling thread at once and for good, so that they
+/// are queued for the signalfd instead of running their default action: a SIGINT that
+/// arrives after signal() is called but before its task is awaited, or between two waits,
+/// is kept for the next wait instead of killing the process. corio's pool threads block
+/// every asynchronous signal, so a signal sent to the process reaches the loop's thread.
+/// Threads of your own should block them too.
+///
+/// Every wait in progress on a thread when a signal arrives receives it (tokio's rule:
+/// each Signal stream sees each delivery); a signal that arrives while no wait wants it
+/// stays pending for the next one. The kernel keeps one pending instance of a signal, so
+/// a burst of SIGINTs during a wait wakes it once.
 
 #include <cerrno>
 #include <csignal>

@@ -1,6 +1,7 @@
 #pragma once
-// spawn: run an awaitable as a task of its own on the current loop (asyncio
-// create_task). The loop holds the task until it ends; the future shares its result.
+/// @file
+/// spawn: run an awaitable as a task of its own on the current loop (asyncio
+/// create_task). The loop holds the task until it ends; the future shares its result.
 
 #include <string>
 #include <utility>
@@ -132,11 +133,19 @@ auto event_loop::spawn(Awaitable&& awaitable, spawn_options options, corio::sour
 }
 
 /// spawn on the loop running on this thread.
+///
+/// The task starts at the caller's next suspension and runs concurrently with it; the loop
+/// keeps it alive until it ends, whether or not the future is kept. The options name it.
+/// @code
+/// corio::future<int> f = corio::spawn(fetch(3), {.name = "fetch-3"});
+/// int c = co_await corio::wait_for(std::move(f), std::chrono::seconds(1));
+/// @endcode
 template <class Awaitable>
 auto spawn(Awaitable&& awaitable, spawn_options options,
            corio::source_location where = corio::source_location::current()) {
     return event_loop::current().spawn(static_cast<Awaitable&&>(awaitable), options, where);
 }
+/// spawn without options: an unnamed task.
 template <class Awaitable>
 auto spawn(Awaitable&& awaitable, corio::source_location where = corio::source_location::current()) {
     return event_loop::current().spawn(static_cast<Awaitable&&>(awaitable), spawn_options{}, where);

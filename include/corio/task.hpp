@@ -1,7 +1,8 @@
 #pragma once
-// task<T>: a lazy, move-only coroutine. It starts when awaited (or spawned) and hands
-// control back to its awaiter by symmetric transfer, so a chain of synchronously
-// completing tasks runs in constant stack.
+/// @file
+/// task<T>: a lazy, move-only coroutine. It starts when awaited (or spawned) and hands
+/// control back to its awaiter by symmetric transfer, so a chain of synchronously
+/// completing tasks runs in constant stack.
 
 #include <coroutine>
 #include <exception>
@@ -20,8 +21,10 @@
 
 namespace corio {
 
+/// @cond CORIO_INTERNAL
 template <class T = void>
 class task;
+/// @endcond
 
 namespace detail {
 
@@ -94,16 +97,36 @@ struct task_promise<void> : promise_base {
 
 }  // namespace detail
 
+/// A lazy, move-only coroutine returning T. Calling the coroutine function runs nothing:
+/// the body starts when the task is awaited (inside the awaiting task, sharing its
+/// cancellation) or spawned (as a task of its own). A task can be awaited once.
+/// @code
+/// corio::task<int> fetch(int id) {
+///     co_await corio::sleep(std::chrono::milliseconds(100));
+///     co_return id * 2;
+/// }
+/// corio::task<> amain() {
+///     int a = co_await fetch(1);                    // runs fetch(1) now, here
+///     auto [b, c] = co_await corio::gather(fetch(2), fetch(3));
+/// }
+/// @endcode
 template <class T>
 class [[nodiscard]] task {
 public:
+    /// @cond CORIO_INTERNAL
     using promise_type = detail::task_promise<T>;
+    /// @endcond
+    /// The result type.
     using value_type = T;
+    /// The coroutine handle the task owns.
     using handle_type = std::coroutine_handle<promise_type>;
 
     task() noexcept = default;
+    /// Takes ownership of h (the coroutine machinery makes tasks this way).
     explicit task(handle_type h) noexcept : h_(h) {}
+    /// Takes over other's coroutine; other becomes empty.
     task(task&& other) noexcept : h_(std::exchange(other.h_, {})) {}
+    /// Destroys this task's coroutine, if any, then takes over other's.
     task& operator=(task&& other) noexcept {
         if (this != &other) {
             if (h_) h_.destroy();
@@ -117,13 +140,20 @@ public:
         if (h_) h_.destroy();
     }
 
+    /// False for a default-constructed or moved-from task.
     [[nodiscard]] bool valid() const noexcept { return static_cast<bool>(h_); }
+    /// True once the coroutine has finished (it is suspended at its end).
     [[nodiscard]] bool done() const noexcept { return h_ && h_.done(); }
+    /// The coroutine handle, still owned by the task.
     [[nodiscard]] handle_type handle() const noexcept { return h_; }
+    /// Gives up ownership: the caller must destroy the returned handle.
     handle_type release() noexcept { return std::exchange(h_, {}); }
 
+    /// What `co_await task` uses: starts the body by symmetric transfer and resumes the
+    /// awaiter with its result (or its exception).
     class awaiter {
     public:
+        /// @cond CORIO_INTERNAL
         explicit awaiter(handle_type h) noexcept : h_(h) {}
         [[nodiscard]] bool await_ready() const noexcept { return false; }
 
@@ -141,12 +171,16 @@ public:
         }
 
         T await_resume() { return h_.promise().take(); }
+        /// @endcond
 
     private:
         handle_type h_;
     };
 
+    /// Starts the task and waits for its result. Throws usage_error for an empty task or one
+    /// already awaited.
     awaiter operator co_await() && { return awaiter(checked()); }
+    /// As above, for a task named by an lvalue.
     awaiter operator co_await() & { return awaiter(checked()); }
 
 private:

@@ -1,19 +1,20 @@
 #pragma once
-// task_group: structured concurrency. with_task_group(body) runs body(group); children
-// spawned into the group may not outlive it: leaving the scope waits for all of them.
-// The first child to fail cancels its siblings and the body, and is rethrown once
-// everything has ended; a later failure (of a sibling, or of the body) is never dropped:
-// it goes to the loop's exception handler, or with group_errors::all every failure is
-// thrown together as a corio::exception_group (asyncio's and trio's ExceptionGroup).
-// Cancelling the awaiting task cancels the children too, and a cancel that came from
-// outside is never swallowed by the group: it still fires at the task's next suspension
-// point after the group has rethrown a child's failure.
-//
-//     co_await corio::with_task_group([&](corio::task_group& g) -> corio::task<> {
-//         g.spawn(download(a));
-//         g.spawn(download(b));
-//         co_return;
-//     });
+/// @file
+/// task_group: structured concurrency. with_task_group(body) runs body(group); children
+/// spawned into the group may not outlive it: leaving the scope waits for all of them.
+/// The first child to fail cancels its siblings and the body, and is rethrown once
+/// everything has ended; a later failure (of a sibling, or of the body) is never dropped:
+/// it goes to the loop's exception handler, or with group_errors::all every failure is
+/// thrown together as a corio::exception_group (asyncio's and trio's ExceptionGroup).
+/// Cancelling the awaiting task cancels the children too, and a cancel that came from
+/// outside is never swallowed by the group: it still fires at the task's next suspension
+/// point after the group has rethrown a child's failure.
+///
+///     co_await corio::with_task_group([&](corio::task_group& g) -> corio::task<> {
+///         g.spawn(download(a));
+///         g.spawn(download(b));
+///         co_return;
+///     });
 
 #include <coroutine>
 #include <exception>
@@ -153,6 +154,14 @@ struct join_awaiter {
 
 }  // namespace detail
 
+/// The group that with_task_group() hands its body: children spawned into it are
+/// cancelled together and awaited before with_task_group returns.
+/// @code
+/// co_await corio::with_task_group([&](corio::task_group& g) -> corio::task<> {
+///     for (auto& url : urls) g.spawn([&, url]() -> corio::task<> { co_await download(url); });
+///     co_return;  // with_task_group waits here for every download
+/// });
+/// @endcode
 class task_group {
 public:
     task_group(const task_group&) = delete;
@@ -163,6 +172,8 @@ public:
     auto spawn(Awaitable&& a, corio::source_location where = corio::source_location::current()) {
         return spawn(static_cast<Awaitable&&>(a), spawn_options{}, where);
     }
+    /// As spawn(a), with options (the child's name). Throws usage_error once the group has
+    /// ended.
     template <class Awaitable>
     auto spawn(Awaitable&& a, spawn_options options, corio::source_location where = corio::source_location::current()) {
         if (core_.closed) throw usage_error("corio: task_group::spawn after the group has ended");

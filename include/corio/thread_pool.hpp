@@ -1,7 +1,8 @@
 #pragma once
-// Threads: thread_pool, to_thread, run_in, run_coroutine_threadsafe. A pool job lives
-// in the awaiting frame; the worker posts its completion through the loop's
-// cross-thread queue, so the awaiting coroutine always resumes on its own loop.
+/// @file
+/// Threads: thread_pool, to_thread, run_in, run_coroutine_threadsafe. A pool job lives
+/// in the awaiting frame; the worker posts its completion through the loop's
+/// cross-thread queue, so the awaiting coroutine always resumes on its own loop.
 
 #include <condition_variable>
 #include <csignal>
@@ -39,8 +40,16 @@ struct pool_job {
 
 }  // namespace detail
 
+/// Worker threads for blocking work. Jobs start in the order they were queued; the awaiting
+/// task resumes on its own loop. to_thread() uses a default pool; a pool of your own
+/// bounds a kind of work (run_in).
+/// @code
+/// corio::thread_pool disk(2);
+/// std::string text = co_await corio::run_in(disk, [] { return read_whole_file("big.log"); });
+/// @endcode
 class thread_pool {
 public:
+    /// Starts `threads` workers (0 counts as 1), with asynchronous signals blocked in them.
     explicit thread_pool(std::size_t threads = default_size()) {
         if (threads == 0) threads = 1;
         workers_.reserve(threads);
@@ -67,8 +76,10 @@ public:
     /// Runs what is queued, then joins the threads.
     ~thread_pool() { stop_and_join(); }
 
+    /// The number of worker threads.
     [[nodiscard]] std::size_t size() const noexcept { return workers_.size(); }
 
+    /// One per hardware thread (at least one).
     static std::size_t default_size() noexcept {
         const unsigned n = std::thread::hardware_concurrency();
         return n == 0 ? 1 : n;
@@ -78,7 +89,7 @@ public:
     template <class F, class... Args>
     auto run(F&& fn, Args&&... args);
 
-    // Jobs (corio's own awaitables use these).
+    /// Jobs (corio's own awaitables use these).
     void submit(detail::pool_job* job) {
         {
             std::lock_guard lock(mutex_);
@@ -247,6 +258,10 @@ inline thread_pool& default_thread_pool() {
 }
 
 /// Awaitable: fn(args...) on the default pool (asyncio.to_thread).
+/// The loop goes on running other tasks meanwhile; fn's exception is rethrown.
+/// @code
+/// int d = co_await corio::to_thread([] { return 6 * 7; });  // CPU work off the loop
+/// @endcode
 template <class F, class... Args>
 auto to_thread(F&& fn, Args&&... args) {
     return default_thread_pool().run(static_cast<F&&>(fn), static_cast<Args&&>(args)...);

@@ -1,5 +1,6 @@
 #pragma once
-// sleep, sleep_until, yield and wait_for.
+/// @file
+/// sleep, sleep_until, yield and wait_for.
 
 #include <chrono>
 #include <concepts>
@@ -136,6 +137,9 @@ private:
 
 /// Suspends for at least `d` (never less). A d past the clock's range sleeps until
 /// cancelled; d <= 0 has passed already: the task resumes at the loop's next turn.
+/// @code
+/// co_await corio::sleep(std::chrono::milliseconds(100));
+/// @endcode
 template <class Rep, class Period>
 detail::sleep_awaiter sleep(std::chrono::duration<Rep, Period> d) {
     return detail::sleep_awaiter(detail::deadline_after(detail::saturating_ceil(d)));
@@ -154,6 +158,13 @@ inline detail::yield_awaiter yield() noexcept { return {}; }
 /// Awaits `a` for at most `timeout`. When the time runs out the inner work is cancelled,
 /// and once it has ended, timeout_error is thrown (its value is returned if it finished
 /// anyway). Cancelling the awaiting task cancels the inner work too.
+/// @code
+/// try {
+///     int v = co_await corio::wait_for(fetch(1), std::chrono::seconds(1));
+/// } catch (const corio::timeout_error&) {
+///     // fetch(1) took longer, and has been cancelled
+/// }
+/// @endcode
 template <class Awaitable, class Rep, class Period>
 auto wait_for(Awaitable&& a, std::chrono::duration<Rep, Period> timeout) {
     using T = detail::await_result_t<detail::task_for_t<Awaitable>>;

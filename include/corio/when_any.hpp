@@ -1,6 +1,7 @@
 #pragma once
-// when_any: the first awaitable to finish wins; the others are cancelled and awaited
-// before when_any returns. A winner that failed has its exception rethrown.
+/// @file
+/// when_any: the first awaitable to finish wins; the others are cancelled and awaited
+/// before when_any returns. A winner that failed has its exception rethrown.
 
 #include <cstddef>
 #include <optional>
@@ -15,7 +16,9 @@ namespace corio {
 /// when_any(range)'s result: which element won, and its value.
 template <class T>
 struct when_any_result {
+    /// The winner's position in the range.
     std::size_t index;
+    /// The winner's value (std::monostate for void).
     detail::non_void_t<T> value;
 };
 
@@ -64,12 +67,20 @@ struct [[nodiscard]] when_any_range_awaiter : group_awaiter_base<range_children<
 
 }  // namespace detail
 
+/// when_any(a, b, ...) -> std::variant of the results: index() says which finished first.
+/// The others are cancelled and awaited before it returns; a winner that failed has its
+/// exception rethrown.
+/// @code
+/// auto first = co_await corio::when_any(fetch(1), corio::sleep(std::chrono::seconds(1)));
+/// if (first.index() == 0) use(std::get<0>(first));
+/// @endcode
 template <class... Awaitables>
 requires(sizeof...(Awaitables) > 0 && (!detail::awaitable_range<Awaitables> && ...)) auto when_any(Awaitables&&... as) {
     return detail::when_any_awaiter<detail::await_result_t<detail::task_for_t<Awaitables>>...>(
         std::in_place, detail::make_task(static_cast<Awaitables&&>(as))..., detail::group_policy::first);
 }
 
+/// when_any(range) -> when_any_result{index, value}: the element that finished first.
 template <detail::awaitable_range Range>
 auto when_any(Range&& range) {
     auto tasks = detail::tasks_from_range(static_cast<Range&&>(range));

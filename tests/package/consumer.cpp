@@ -2,6 +2,14 @@
 #include <corio/corio.hpp>
 
 #include <cstdio>
+#include <string_view>
+
+// Where the build says which version it found (find_package's corio_VERSION, or
+// pkg-config --modversion), the headers it compiles against must be that version.
+#ifdef CONSUMER_EXPECTS_VERSION
+static_assert(std::string_view(CONSUMER_EXPECTS_VERSION) == CORIO_VERSION,
+              "the package's version differs from CORIO_VERSION in the headers");
+#endif
 
 using namespace std::chrono_literals;
 

@@ -12,10 +12,16 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+/// @file
+/// backend_kind: which kernel interface a loop's I/O goes through.
+
 namespace corio {
 
+/// The backend an event_loop uses, chosen in loop_options (event_loop::backend() says which
+/// one it got).
 enum class backend_kind : std::uint8_t { automatic, io_uring, epoll };
 
+/// The backend's name: "automatic", "io_uring" or "epoll".
 constexpr std::string_view to_string(backend_kind k) noexcept {
     switch (k) {
         case backend_kind::automatic:

@@ -1,7 +1,8 @@
 #pragma once
-// fs::file: positional reads and writes. On io_uring they are native operations (open,
-// read, write and fsync go through the ring); on epoll, where a regular file is always
-// "ready", they run on the default thread pool so the loop never blocks on the disk.
+/// @file
+/// fs::file: positional reads and writes. On io_uring they are native operations (open,
+/// read, write and fsync go through the ring); on epoll, where a regular file is always
+/// "ready", they run on the default thread pool so the loop never blocks on the disk.
 
 #include <cerrno>
 #include <cstdint>
@@ -22,6 +23,8 @@
 
 namespace corio::fs {
 
+/// How file::open opens a file: read, write or read_write, with any of create, truncate,
+/// exclusive and append; combine them with |.
 enum class open_mode : unsigned {
     read = 1U << 0,
     write = 1U << 1,
@@ -31,17 +34,28 @@ enum class open_mode : unsigned {
     exclusive = 1U << 4,  ///< with create: fail if it exists
     append = 1U << 5,
 };
+/// Both sets of flags.
 constexpr open_mode operator|(open_mode a, open_mode b) noexcept {
     return static_cast<open_mode>(static_cast<unsigned>(a) | static_cast<unsigned>(b));
 }
+/// True when `set` contains `bit`.
 constexpr bool has(open_mode set, open_mode bit) noexcept {
     return (static_cast<unsigned>(set) & static_cast<unsigned>(bit)) != 0U;
 }
 
+/// An open file, for positional reads and writes. Move-only; the destructor closes it.
+/// @code
+/// using corio::fs::open_mode;
+/// auto out = co_await corio::fs::file::open("copy.txt", open_mode::write | open_mode::create | open_mode::truncate);
+/// co_await out.write_at(std::string_view("hello\n"), 0);
+/// co_await out.sync();
+/// @endcode
 class file {
 public:
     file() = default;
+    /// Takes over o's descriptor; o is left closed.
     file(file&& o) noexcept : fd_(std::exchange(o.fd_, -1)), path_(std::move(o.path_)) {}
+    /// Closes this file, then takes over o's descriptor.
     file& operator=(file&& o) noexcept {
         if (this != &o) {
             close();
@@ -140,11 +154,15 @@ public:
         return static_cast<std::uint64_t>(st.st_size);
     }
 
+    /// Closes the file now (the destructor does it too).
     void close() noexcept {
         if (fd_ >= 0) ::close(std::exchange(fd_, -1));
     }
+    /// False for a default-constructed, moved-from or closed file.
     [[nodiscard]] bool is_open() const noexcept { return fd_ >= 0; }
+    /// The descriptor, still owned here (do not close it).
     [[nodiscard]] int native_handle() const noexcept { return fd_; }
+    /// The path it was opened with.
     [[nodiscard]] const std::string& path() const noexcept { return path_; }
 
 private:

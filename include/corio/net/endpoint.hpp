@@ -1,6 +1,7 @@
 #pragma once
-// net::endpoint (an IPv4 or IPv6 address and a port) and net::resolve (host names,
-// through getaddrinfo on the thread pool: the loop never blocks on DNS).
+/// @file
+/// net::endpoint (an IPv4 or IPv6 address and a port) and net::resolve (host names,
+/// through getaddrinfo on the thread pool: the loop never blocks on DNS).
 
 #include <cerrno>
 #include <charconv>
@@ -53,6 +54,12 @@ inline const char* nul_byte_note(std::string_view text) noexcept {
 
 namespace corio::net {
 
+/// An IPv4 or IPv6 address and a port: a value type, copied freely.
+/// @code
+/// auto ep = corio::net::endpoint::parse("127.0.0.1:8080");
+/// auto any = corio::net::endpoint::any(0);  // 0.0.0.0, any free port
+/// std::string text = ep.to_string();        // "127.0.0.1:8080"
+/// @endcode
 class endpoint {
 public:
     /// 0.0.0.0:0
@@ -78,9 +85,13 @@ public:
         return ep;
     }
 
+    /// 127.0.0.1 and port.
     static endpoint loopback(std::uint16_t port) { return {"127.0.0.1", port}; }
+    /// ::1 and port.
     static endpoint loopback_v6(std::uint16_t port) { return {"::1", port}; }
+    /// 0.0.0.0 (every IPv4 address) and port: for binding.
     static endpoint any(std::uint16_t port) { return {"0.0.0.0", port}; }
+    /// :: (every IPv6 address) and port: for binding.
     static endpoint any_v6(std::uint16_t port) { return {"::", port}; }
 
     /// From a socket address the kernel filled in.
@@ -93,9 +104,13 @@ public:
         return ep;
     }
 
+    /// True for an IPv6 address.
     [[nodiscard]] bool is_v6() const noexcept { return v4_.sin_family == AF_INET6; }
+    /// AF_INET or AF_INET6.
     [[nodiscard]] int family() const noexcept { return v4_.sin_family; }
+    /// The port, in host byte order.
     [[nodiscard]] std::uint16_t port() const noexcept { return ntohs(is_v6() ? v6_.sin6_port : v4_.sin_port); }
+    /// Replaces the port, keeping the address.
     void set_port(std::uint16_t p) noexcept { (is_v6() ? v6_.sin6_port : v4_.sin_port) = htons(p); }
 
     /// The address alone: "127.0.0.1", "::1".
@@ -124,7 +139,9 @@ public:
         return out;
     }
 
+    /// The socket address, for bind(2), connect(2) and the like.
     [[nodiscard]] const sockaddr* data() const noexcept { return reinterpret_cast<const sockaddr*>(&v6_); }
+    /// The length of the socket address data() points at.
     [[nodiscard]] socklen_t size() const noexcept {
         return is_v6() ? socklen_t{sizeof(sockaddr_in6)} : socklen_t{sizeof(sockaddr_in)};
     }

@@ -1,7 +1,8 @@
 #pragma once
-// TCP: net::tcp_listener (bind, accept) and net::tcp_stream (connect, read, write,
-// shutdown). Every operation is an awaiter living in the awaiting frame; errors are
-// std::system_error naming the operation; no operation ever raises SIGPIPE.
+/// @file
+/// TCP: net::tcp_listener (bind, accept) and net::tcp_stream (connect, read, write,
+/// shutdown). Every operation is an awaiter living in the awaiting frame; errors are
+/// std::system_error naming the operation; no operation ever raises SIGPIPE.
 
 #include <cerrno>
 #include <cstdint>
@@ -23,8 +24,17 @@
 
 namespace corio::net {
 
+/// Which direction tcp_stream::shutdown ends: receive (SHUT_RD), send (SHUT_WR) or both.
 enum class shutdown_how { receive = SHUT_RD, send = SHUT_WR, both = SHUT_RDWR };
 
+/// A connected TCP socket. Move-only; the destructor closes it. Reads and writes are
+/// awaitables: `co_await` them on the loop's thread.
+/// @code
+/// auto s = co_await corio::net::tcp_stream::connect("example.com", 80);
+/// co_await s.write_all(std::string_view("GET / HTTP/1.0\r\n\r\n"));
+/// std::array<char, 4096> buf;
+/// while (std::size_t n = co_await s.read_some(buf)) std::fwrite(buf.data(), 1, n, stdout);
+/// @endcode
 class tcp_stream {
 public:
     /// A stream that is not connected (is_open() is false).
@@ -68,8 +78,11 @@ public:
         if (::setsockopt(fd(), IPPROTO_TCP, TCP_NODELAY, &v, sizeof v) < 0)
             detail::throw_errno("tcp_stream::set_nodelay");
     }
+    /// This side's address and port (getsockname).
     [[nodiscard]] endpoint local_endpoint() const { return detail::socket_name(fd(), false); }
+    /// The peer's address and port (getpeername).
     [[nodiscard]] endpoint remote_endpoint() const { return detail::socket_name(fd(), true); }
+    /// False for a default-constructed, moved-from or closed stream.
     [[nodiscard]] bool is_open() const noexcept { return socket_.is_open(); }
     /// The descriptor, still owned here (do not close it). Its mode depends on the
     /// backend: blocking on io_uring (the kernel waits for readiness itself: one trip per
@@ -171,12 +184,22 @@ inline task<tcp_stream> tcp_stream::connect(std::string host, std::uint16_t port
     throw std::system_error(failed, "corio: tcp_stream::connect to " + host + ":" + std::to_string(port));
 }
 
+/// Options of tcp_listener::bind.
 struct listen_options {
+    /// Connections the kernel queues before accept() takes them (listen(2)).
     int backlog = SOMAXCONN;
     bool reuse_address = true;  ///< SO_REUSEADDR: rebind at once after a restart
     bool reuse_port = false;    ///< SO_REUSEPORT: several listeners share the port
 };
 
+/// A listening TCP socket. Move-only; the destructor closes it.
+/// @code
+/// auto listener = corio::net::tcp_listener::bind(corio::net::endpoint::loopback(8080));
+/// while (true) {
+///     corio::net::tcp_stream client = co_await listener.accept();
+///     corio::spawn(serve(std::move(client)));  // serve(tcp_stream) returns corio::task<>
+/// }
+/// @endcode
 class tcp_listener {
 public:
     tcp_listener() = default;
@@ -201,11 +224,13 @@ public:
     /// The next connection.
     [[nodiscard]] detail::accept_awaiter accept() const noexcept { return detail::accept_awaiter(socket_.fd()); }
 
+    /// The address and port it listens on (the port bind() picked, for port 0).
     [[nodiscard]] endpoint local_endpoint() const { return detail::socket_name(socket_.fd(), false); }
     /// Closes the listener now (the destructor does it too): it stops listening at once (a
     /// new listener can bind its endpoint right after), and a pending accept ends with
     /// std::system_error(EBADF) "tcp_listener::accept: the socket was closed".
     void close() noexcept { socket_.close(); }
+    /// False for a default-constructed, moved-from or closed listener.
     [[nodiscard]] bool is_open() const noexcept { return socket_.is_open(); }
     /// The descriptor, still owned here (do not close it). Its mode depends on the
     /// backend: blocking on io_uring (the kernel waits for readiness itself: one trip per

@@ -1,5 +1,6 @@
 #pragma once
-// UDP: net::udp_socket (send_to, recv_from; or connect, then send and recv).
+/// @file
+/// UDP: net::udp_socket (send_to, recv_from; or connect, then send and recv).
 
 #include <cstdint>
 #include <cstring>
@@ -99,6 +100,13 @@ private:
 
 namespace corio::net {
 
+/// A UDP socket. Move-only; the destructor closes it.
+/// @code
+/// auto sock = corio::net::udp_socket::bind(corio::net::endpoint::loopback(0));
+/// std::array<char, 1500> buf;
+/// auto d = co_await sock.recv_from(buf);             // d.size bytes from d.from
+/// co_await sock.send_to(corio::const_buffer(buf.data(), d.size), d.from);  // echo it back
+/// @endcode
 class udp_socket {
 public:
     udp_socket() = default;
@@ -125,17 +133,22 @@ public:
     void connect(const endpoint& peer) const {
         if (::connect(fd(), peer.data(), peer.size()) < 0) detail::throw_errno("udp_socket::connect", peer.to_string());
     }
+    /// Sends one datagram to the connected peer; the count sent.
     detail::transfer_awaiter send(const_buffer buf) const noexcept {
         return {detail::io_kind::send, fd(), const_cast<void*>(buf.data), buf.size, "udp_socket::send"};
     }
+    /// Receives one datagram from the connected peer; its size (the rest of a longer one
+    /// is lost).
     detail::transfer_awaiter recv(mutable_buffer buf) const noexcept {
         return {detail::io_kind::recv, fd(), buf.data, buf.size, "udp_socket::recv"};
     }
 
+    /// The address and port it is bound to (getsockname).
     [[nodiscard]] endpoint local_endpoint() const { return detail::socket_name(fd(), false); }
     /// Closes the socket now (the destructor does it too). A receive or send still pending
     /// ends promptly with std::system_error(EBADF) "...: the socket was closed".
     void close() noexcept { socket_.close(); }
+    /// False for a default-constructed, moved-from or closed socket.
     [[nodiscard]] bool is_open() const noexcept { return socket_.is_open(); }
     /// The descriptor, still owned here (do not close it). Its mode depends on the
     /// backend: blocking on io_uring (the kernel waits for readiness itself: one trip per

@@ -1,12 +1,13 @@
 #pragma once
-// corio::condition_variable (asyncio.Condition), used with corio::mutex:
-//
-//     auto g = co_await m.lock();
-//     co_await cv.wait(g, [&] { return ready; });
-//
-// wait() unlocks, sleeps until notified, and locks again before it returns, also when
-// it ends by cancellation (the guard always owns the mutex afterwards). A waiter that is
-// cancelled after it was notified passes the notification on to the next waiter.
+/// @file
+/// corio::condition_variable (asyncio.Condition), used with corio::mutex:
+///
+///     auto g = co_await m.lock();
+///     co_await cv.wait(g, [&] { return ready; });
+///
+/// wait() unlocks, sleeps until notified, and locks again before it returns, also when
+/// it ends by cancellation (the guard always owns the mutex afterwards). A waiter that is
+/// cancelled after it was notified passes the notification on to the next waiter.
 
 #include <coroutine>
 
@@ -16,14 +17,19 @@
 
 namespace corio {
 
+/// Waits for a condition on state guarded by a corio::mutex (asyncio.Condition); see
+/// the file comment for how wait() relocks.
 class condition_variable {
 public:
     condition_variable() = default;
     condition_variable(const condition_variable&) = delete;
     condition_variable& operator=(const condition_variable&) = delete;
 
+    /// What wait(g) returns. A cancellation point: the guard owns the mutex again
+    /// when it throws cancelled_error.
     class [[nodiscard]] wait_awaiter : detail::sync_waiter {
     public:
+        /// @cond CORIO_INTERNAL
         wait_awaiter(condition_variable& cv, mutex::guard& g) noexcept : cv_(&cv), g_(&g) {}
 
         static bool await_ready() noexcept { return false; }
@@ -46,6 +52,7 @@ public:
                 throw_cancelled(wait.node);
             }
         }
+        /// @endcond
 
     private:
         friend class condition_variable;

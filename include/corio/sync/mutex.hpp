@@ -1,6 +1,7 @@
 #pragma once
-// corio::mutex (asyncio.Lock): `auto guard = co_await m.lock();`. Unlocking hands the
-// mutex straight to the oldest waiter, so nobody can barge in ahead of it.
+/// @file
+/// corio::mutex (asyncio.Lock): `auto guard = co_await m.lock();`. Unlocking hands the
+/// mutex straight to the oldest waiter, so nobody can barge in ahead of it.
 
 #include <coroutine>
 #include <utility>
@@ -10,6 +11,15 @@
 
 namespace corio {
 
+/// A mutex for the tasks of one loop (asyncio.Lock). Not for threads: it never blocks a
+/// thread, and waiting tasks get the mutex in the order they asked for it.
+/// @code
+/// corio::mutex m;
+/// corio::task<> update() {
+///     auto guard = co_await m.lock();  // suspends while another task holds m
+///     co_await write_record();         // still held across the await
+/// }                                    // unlocked here, handed to the oldest waiter
+/// @endcode
 class mutex {
 public:
     mutex() = default;
@@ -20,8 +30,11 @@ public:
     class [[nodiscard]] guard {
     public:
         guard() = default;
+        /// Adopts m, which the caller has locked (as try_lock() does).
         explicit guard(mutex& m) noexcept : m_(&m) {}
+        /// Takes over o's ownership; o owns nothing afterwards.
         guard(guard&& o) noexcept : m_(std::exchange(o.m_, nullptr)) {}
+        /// Unlocks what this guard owns, then takes over o's ownership.
         guard& operator=(guard&& o) noexcept {
             if (this != &o) {
                 unlock();
@@ -30,18 +43,24 @@ public:
             return *this;
         }
         ~guard() { unlock(); }
+        /// Unlocks now, if this guard owns the mutex; afterwards it owns nothing.
         void unlock() noexcept {
             if (m_ != nullptr) std::exchange(m_, nullptr)->unlock();
         }
+        /// True while this guard holds the mutex.
         [[nodiscard]] bool owns_lock() const noexcept { return m_ != nullptr; }
+        /// The mutex held, or nullptr.
         [[nodiscard]] mutex* get() const noexcept { return m_; }
 
     private:
         mutex* m_ = nullptr;
     };
 
+    /// What lock() returns: `co_await` it for a guard. A cancellation point: cancelled while
+    /// waiting, it throws cancelled_error and does not take the mutex.
     class [[nodiscard]] lock_awaiter : detail::sync_waiter {
     public:
+        /// @cond CORIO_INTERNAL
         explicit lock_awaiter(mutex& m) noexcept : m_(&m) {}
         bool await_ready() const noexcept {
             if (m_->locked_) return false;
@@ -61,6 +80,7 @@ public:
             }
             return guard(*m_);
         }
+        /// @endcond
 
     private:
         mutex* m_;
@@ -84,6 +104,7 @@ public:
             locked_ = false;
     }
 
+    /// True while some task holds the mutex.
     [[nodiscard]] bool locked() const noexcept { return locked_; }
 
 private:

@@ -1,12 +1,13 @@
 #pragma once
-// corio::queue<T> (asyncio.Queue with a maxsize): push waits while the queue is full,
-// pop waits while it is empty, both in FIFO order. close() ends it:
-// - pop() drains what is left, then yields std::nullopt;
-// - push() (and every push waiting) throws std::system_error(io_errc::closed): the value
-//   was not taken, nothing is dropped silently.
-// A popper cancelled after an item was handed to it, before it resumed, gives the item on
-// (to the next popper, or the front of the queue) and throws cancelled_error. A pusher
-// whose value was taken keeps its success: the value is in the queue.
+/// @file
+/// corio::queue<T> (asyncio.Queue with a maxsize): push waits while the queue is full,
+/// pop waits while it is empty, both in FIFO order. close() ends it:
+/// - pop() drains what is left, then yields std::nullopt;
+/// - push() (and every push waiting) throws std::system_error(io_errc::closed): the value
+///   was not taken, nothing is dropped silently.
+/// A popper cancelled after an item was handed to it, before it resumed, gives the item on
+/// (to the next popper, or the front of the queue) and throws cancelled_error. A pusher
+/// whose value was taken keeps its success: the value is in the queue.
 
 #include <coroutine>
 #include <cstddef>
@@ -21,6 +22,17 @@
 
 namespace corio {
 
+/// A FIFO queue between the tasks of one loop (asyncio.Queue), bounded or not.
+/// @code
+/// corio::queue<int> q(16);  // push waits while 16 items are queued
+/// corio::task<> producer() {
+///     for (int i = 0; i < 100; ++i) co_await q.push(i);
+///     q.close();
+/// }
+/// corio::task<> consumer() {
+///     while (std::optional<int> item = co_await q.pop()) use(*item);  // nullopt: closed and drained
+/// }
+/// @endcode
 template <class T>
 class queue {
 public:
@@ -29,8 +41,11 @@ public:
     queue(const queue&) = delete;
     queue& operator=(const queue&) = delete;
 
+    /// What push() returns. Throws std::system_error(io_errc::closed) when the queue is
+    /// closed (the value was not taken); a cancellation point.
     class [[nodiscard]] push_awaiter : detail::sync_waiter {
     public:
+        /// @cond CORIO_INTERNAL
         push_awaiter(queue& q, T&& v) : q_(&q), value_(std::move(v)) {}
         bool await_ready() {
             if (q_->closed_) return true;  // thrown in await_resume
@@ -48,6 +63,7 @@ public:
             wait.throw_if_cancelled();
             if (!taken_) throw std::system_error(io_errc::closed, "corio: queue::push: the queue is closed");
         }
+        /// @endcond
 
     private:
         friend class queue;
@@ -56,8 +72,11 @@ public:
         bool taken_ = false;
     };
 
+    /// What pop() returns: the oldest item, or std::nullopt once closed and drained; a
+    /// cancellation point (an item handed over before the cancel goes back to the queue).
     class [[nodiscard]] pop_awaiter : detail::sync_waiter {
     public:
+        /// @cond CORIO_INTERNAL
         explicit pop_awaiter(queue& q) noexcept : q_(&q) {}
         bool await_ready() {
             slot_ = q_->take();
@@ -76,6 +95,7 @@ public:
             }
             return std::move(slot_);
         }
+        /// @endcond
 
     private:
         friend class queue;
@@ -93,6 +113,7 @@ public:
         if (closed_) return false;
         return hand_to_popper(v) || store(v);
     }
+    /// As try_push(T&): v is moved from only if it was taken.
     bool try_push(T&& v) { return try_push(v); }
     /// The oldest item if there is one now.
     std::optional<T> try_pop() { return take(); }
@@ -105,10 +126,15 @@ public:
         poppers_.wake_all();  // the queue is empty if they wait: they get nullopt
     }
 
+    /// True once close() was called.
     [[nodiscard]] bool closed() const noexcept { return closed_; }
+    /// Items queued now.
     [[nodiscard]] std::size_t size() const noexcept { return items_.size(); }
+    /// True when no item is queued.
     [[nodiscard]] bool empty() const noexcept { return items_.empty(); }
+    /// True when a push would wait (never for an unbounded queue).
     [[nodiscard]] bool full() const noexcept { return capacity_ != 0 && items_.size() >= capacity_; }
+    /// The capacity given at construction; 0 for unbounded.
     [[nodiscard]] std::size_t capacity() const noexcept { return capacity_; }
 
 private:

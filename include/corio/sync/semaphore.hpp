@@ -1,7 +1,8 @@
 #pragma once
-// corio::semaphore (asyncio.Semaphore): `auto permit = co_await sem.acquire();` takes one
-// unit, given back when the permit is destroyed. A release hands the unit straight to
-// the oldest waiter; a waiter cancelled after it was handed a unit gives it on.
+/// @file
+/// corio::semaphore (asyncio.Semaphore): `auto permit = co_await sem.acquire();` takes one
+/// unit, given back when the permit is destroyed. A release hands the unit straight to
+/// the oldest waiter; a waiter cancelled after it was handed a unit gives it on.
 
 #include <coroutine>
 #include <cstddef>
@@ -11,8 +12,18 @@
 
 namespace corio {
 
+/// A counting semaphore for the tasks of one loop (asyncio.Semaphore): at most `initial`
+/// permits out at once, and waiters served in FIFO order.
+/// @code
+/// corio::semaphore slots(4);              // at most four downloads at a time
+/// corio::task<> download(std::string url) {
+///     auto permit = co_await slots.acquire();
+///     co_await fetch(url);
+/// }                                       // the permit gives its unit back here
+/// @endcode
 class semaphore {
 public:
+    /// A semaphore with `initial` units free.
     explicit semaphore(std::size_t initial) noexcept : count_(initial) {}
     semaphore(const semaphore&) = delete;
     semaphore& operator=(const semaphore&) = delete;
@@ -21,8 +32,11 @@ public:
     class [[nodiscard]] permit {
     public:
         permit() = default;
+        /// Adopts one unit already taken from s.
         explicit permit(semaphore& s) noexcept : s_(&s) {}
+        /// Takes over o's unit; o holds nothing afterwards.
         permit(permit&& o) noexcept : s_(std::exchange(o.s_, nullptr)) {}
+        /// Releases the unit this permit holds, then takes over o's.
         permit& operator=(permit&& o) noexcept {
             if (this != &o) {
                 release();
@@ -31,19 +45,24 @@ public:
             return *this;
         }
         ~permit() { release(); }
+        /// Gives the unit back now, if this permit holds one.
         void release() noexcept {
             if (s_ != nullptr) std::exchange(s_, nullptr)->release();
         }
         /// Keeps the unit: the semaphore will not get it back.
         void forget() noexcept { s_ = nullptr; }
+        /// True while this permit holds a unit.
         [[nodiscard]] bool owns() const noexcept { return s_ != nullptr; }
 
     private:
         semaphore* s_ = nullptr;
     };
 
+    /// What acquire() returns: `co_await` it for a permit. A cancellation point: cancelled
+    /// while waiting, it throws cancelled_error and takes no unit.
     class [[nodiscard]] acquire_awaiter : detail::sync_waiter {
     public:
+        /// @cond CORIO_INTERNAL
         explicit acquire_awaiter(semaphore& s) noexcept : s_(&s) {}
         bool await_ready() const noexcept { return s_->try_take(); }
         template <class Promise>
@@ -58,6 +77,7 @@ public:
             }
             return permit(*s_);
         }
+        /// @endcond
 
     private:
         semaphore* s_;
@@ -77,7 +97,9 @@ public:
             ++count_;
     }
 
+    /// Units free now.
     [[nodiscard]] std::size_t available() const noexcept { return count_; }
+    /// True while some task waits in acquire().
     [[nodiscard]] bool has_waiters() const noexcept { return !waiters_.empty(); }
 
 private:
