@@ -258,6 +258,39 @@ TEST_CASE("receive pool: a dry pool falls back to plain reads and loses nothing"
         o);
 }
 
+TEST_CASE("receive pool: a read waiting when the pool runs dry gets its bytes by a plain receive") {
+    loop_options o;
+    o.recv_buffers = 8;
+    o.recv_buffer_size = 64;
+    run(
+        []() -> task<> {
+            auto waiting = co_await connect_pair();
+            auto hog = co_await connect_pair();
+            std::array<char, 64> buf{};
+            // Both sockets get their multishot receive armed.
+            co_await waiting.client.write_all(std::string_view("1"));
+            co_await hog.client.write_all(std::string_view("2"));
+            const std::size_t w1 = co_await waiting.server.read_some(mutable_buffer(buf.data(), 1));
+            const std::size_t h1 = co_await hog.server.read_some(mutable_buffer(buf.data(), 1));
+            CHECK(w1 == 1);
+            CHECK(h1 == 1);
+            std::array<char, 64> got{};
+            auto reader = spawn([&]() -> task<std::size_t> { co_return co_await waiting.server.read_some(got); });
+            co_await sleep(2ms);
+            co_await hog.client.write_all(std::string_view(pattern_text(0, 4000)));  // takes every buffer
+#if CORIO_HAS_IO_URING
+            if (auto* u = uring_of(event_loop::current())) {
+                const bool dry = co_await eventually([u] { return u->recv_buffers_free() == 0; });
+                CHECK(dry);
+            }
+#endif
+            co_await waiting.client.write_all(std::string_view("hello"));
+            const std::size_t n = co_await wait_for(std::move(reader), 5s);
+            CHECK(std::string_view(got.data(), n) == "hello");
+        }(),
+        o);
+}
+
 TEST_CASE("receive pool: a socket nobody reads stops taking buffers at its share") {
     run([]() -> task<> {
         auto pair = co_await connect_pair();

@@ -1,5 +1,6 @@
 #include <catch2/catch.hpp>
 
+#include <functional>
 #include <string>
 
 #include "test_util.hpp"
@@ -46,4 +47,86 @@ TEST_CASE("spawn starts the task on the next turn, not inline") {
         co_await f;
     }());
     CHECK(trace == "parent child ");
+}
+
+// The lambda-coroutine trap (README, "spawn"): a lambda coroutine called on a temporary
+// closure reads captures that die at the end of the statement. The loop reports it when
+// it is spawned (debug mode, or any build without NDEBUG); the safe forms are quiet.
+namespace {
+
+struct counter_object {
+    int n = 0;
+    corio::task<> bump() {  // a member coroutine: called on an object that outlives it
+        ++n;
+        co_return;
+    }
+};
+
+corio::task<int> takes_closure(std::function<int()> f) { co_return f(); }
+
+}  // namespace
+
+static_assert(corio::detail::is_capturing_closure<decltype([x = 1] { return x; })>());
+static_assert(!corio::detail::is_capturing_closure<decltype([] { return 1; })>());
+static_assert(!corio::detail::is_capturing_closure<counter_object>());
+static_assert(!corio::detail::is_capturing_closure<std::string>());
+static_assert(!corio::detail::is_capturing_closure<int>());
+
+TEST_CASE("spawn reports a lambda coroutine called on a temporary closure, with where it was spawned") {
+    test::reports seen;
+    corio::event_loop loop(seen.options(true));
+    int line = 0;
+    loop.run([&]() -> corio::task<> {
+        int unused = 7;
+        // The body never touches its capture: the closure is gone when the task runs.
+        // clang-format off
+        line = __LINE__; auto f = corio::spawn([unused]() -> corio::task<> { co_return; }());
+        // clang-format on
+        co_await std::move(f);
+    });
+    REQUIRE(seen.count(corio::report_kind::borrowed_closure) == 1);
+    corio::exception_context r;
+    for (const auto& item : seen.items)
+        if (item.kind == corio::report_kind::borrowed_closure) r = item;
+    CHECK(r.message.find("lambda coroutine") != std::string::npos);
+    CHECK(r.message.find("spawn([&]() -> task<> { ... })") != std::string::npos);
+    CHECK(std::string(r.location.file_name()).find("spawn_test.cpp") != std::string::npos);
+    CHECK(static_cast<int>(r.location.line()) == line);
+}
+
+TEST_CASE("spawn is quiet for the safe forms: the callable, a lambda without captures, a member, a parameter") {
+    test::reports seen;
+    corio::event_loop loop(seen.options(true));
+    int total = loop.run([]() -> corio::task<int> {
+        int a = 1;
+        counter_object obj;
+        int got = co_await corio::spawn([&a]() -> corio::task<int> { co_return a + 1; });  // the callable form
+        got += co_await corio::spawn([]() -> corio::task<int> { co_return 10; }());        // nothing captured
+        co_await corio::spawn(obj.bump());
+        got += obj.n * 100;
+        got += co_await corio::spawn(takes_closure([a] { return a * 1000; }));  // a closure copied in
+        co_await corio::with_task_group([&](corio::task_group& g) -> corio::task<> {
+            g.spawn([&a]() -> corio::task<> {
+                ++a;
+                co_return;
+            });
+            co_return;
+        });
+        co_return got + a * 10000;
+    }());
+    CHECK(total == 2 + 10 + 100 + 1000 + 20000);
+    CHECK(seen.count(corio::report_kind::borrowed_closure) == 0);
+}
+
+TEST_CASE("task_group::spawn reports the trap too, and a loop out of debug mode only in builds without NDEBUG") {
+    test::reports seen;
+    corio::event_loop loop(seen.options(false));
+    loop.run([]() -> corio::task<> {
+        int unused = 3;
+        co_await corio::with_task_group([&](corio::task_group& g) -> corio::task<> {
+            g.spawn([unused]() -> corio::task<> { co_return; }());
+            co_return;
+        });
+    }());
+    CHECK(seen.count(corio::report_kind::borrowed_closure) == (corio::detail::debug_build ? 1U : 0U));
 }

@@ -32,6 +32,14 @@
 
 namespace corio::detail {
 
+/// Built without NDEBUG: the checks of the loop's debug mode that cost nothing on the
+/// common path (a spawned lambda coroutine that borrows its closure) are on as well.
+#ifdef NDEBUG
+inline constexpr bool debug_build = false;
+#else
+inline constexpr bool debug_build = true;
+#endif
+
 [[noreturn]] inline void assertion_failed(const char* expr, const char* file, int line) noexcept {
     std::fprintf(stderr, "corio: internal assertion failed: %s (%s:%d)\n", expr, file, line);
     std::abort();

@@ -53,6 +53,7 @@ enum class report_kind : std::uint8_t {
     callback_exception,     ///< a call_soon / call_later / done callback threw
     slow_step,              ///< debug: a step ran longer than slow_step without suspending
     backend_info,           ///< debug: which backend was chosen, and why
+    borrowed_closure,       ///< debug: a spawned lambda coroutine's captures live outside the task
 };
 
 /// One report to the loop's exception handler (loop_options::exception_handler).

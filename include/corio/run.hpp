@@ -16,7 +16,11 @@ auto event_loop::run(Awaitable&& awaitable, corio::source_location where)
     -> detail::await_result_t<detail::task_for_t<Awaitable>> {
     using T = detail::await_result_t<detail::task_for_t<Awaitable>>;
     run_scope scope(*this);
-    future<T> main = spawn(static_cast<Awaitable&&>(awaitable), spawn_options{"main"}, where);
+    auto main_task = detail::make_task(static_cast<Awaitable&&>(awaitable));
+    // run([&]() -> task<> { ... }()) is safe: the lambda lives to the end of this call,
+    // which outlasts the task. Only a spawn can outlive its statement.
+    main_task.handle().promise().borrowed_closure_ = false;
+    future<T> main = spawn(std::move(main_task), spawn_options{"main"}, where);
     detail::future_state<T>* st = main.state_ptr();
     bool stop_delivered = false;
     try {

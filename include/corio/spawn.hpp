@@ -127,8 +127,14 @@ template <class Awaitable>
 auto event_loop::spawn(Awaitable&& awaitable, spawn_options options, corio::source_location where)
     -> future<detail::await_result_t<detail::task_for_t<Awaitable>>> {
     using T = detail::await_result_t<detail::task_for_t<Awaitable>>;
-    auto* st = new detail::spawn_state<T>(*this, detail::make_task(static_cast<Awaitable&&>(awaitable)),
-                                          std::string(options.name), where);
+    auto t = detail::make_task(static_cast<Awaitable&&>(awaitable));
+    if (CORIO_UNLIKELY(t.handle().promise().borrowed_closure_) && (options_.debug || detail::debug_build))
+        report({report_kind::borrowed_closure,
+                "spawn: the task is a lambda coroutine whose captures live in the lambda object, outside "
+                "the task; a temporary lambda dies at the end of the statement while the task still runs. "
+                "Pass the lambda itself: spawn([&]() -> task<> { ... }) keeps it alive with the task",
+                nullptr, std::string(options.name), where});
+    auto* st = new detail::spawn_state<T>(*this, std::move(t), std::string(options.name), where);
     return future<T>(st);
 }
 

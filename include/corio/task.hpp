@@ -5,10 +5,12 @@
 /// completing tasks runs in constant stack.
 
 #include <coroutine>
+#include <cstdint>
 #include <exception>
 #include <functional>
 #include <memory>
 #include <optional>
+#include <string_view>
 #include <type_traits>
 #include <utility>
 
@@ -28,10 +30,58 @@ class task;
 
 namespace detail {
 
+// The lambda-coroutine trap (C++ Core Guidelines CP.51): a lambda coroutine's captures
+// live in the closure object, not in the coroutine frame, so `spawn([&]() -> task<> {
+// ... }())` leaves the task reading a closure that died at the end of the statement.
+// A closure type is told apart by the name the compiler gives it (g++: "<lambda(...)>",
+// clang: "(lambda at file:line:col)"); only a closure that has captures is a hazard.
+template <class T>
+constexpr bool is_capturing_closure() noexcept {
+    if constexpr (!std::is_class_v<T> || std::is_empty_v<T>) {
+        return false;
+    } else {
+        constexpr std::string_view fn = __PRETTY_FUNCTION__;
+#if defined(__clang__)
+        constexpr std::string_view key = "[T = ";
+        constexpr auto at = fn.find(key);
+        if (at == std::string_view::npos) return false;
+        constexpr std::string_view name = fn.substr(at + key.size(), fn.size() - at - key.size() - 1);
+        return name.starts_with("(lambda at ") && name.ends_with(")");
+#else
+        constexpr std::string_view key = "[with T = ";
+        constexpr auto at = fn.find(key);
+        if (at == std::string_view::npos) return false;
+        constexpr std::string_view name = fn.substr(at + key.size(), fn.size() - at - key.size() - 1);
+        // The last component is the lambda: "<lambda(...)>" alone or after a scope's "::".
+        constexpr auto k = name.rfind("<lambda(");
+        return name.ends_with(")>") && k != std::string_view::npos && (k == 0 || name.substr(0, k).ends_with("::"));
+#endif
+    }
+}
+
+// Whether the object at p lies outside the coroutine frame that starts at frame: a
+// closure that is the coroutine's own parameter (copied into the frame, as invoke_kept's
+// is) lives inside it; the object a lambda coroutine is called on lives elsewhere.
+inline bool outside_frame(const void* frame, const void* p) noexcept {
+    constexpr std::uintptr_t frame_bound = 64 * 1024;  // larger frames are not expected
+    const auto f = reinterpret_cast<std::uintptr_t>(frame);
+    const auto q = reinterpret_cast<std::uintptr_t>(p);
+    return q < f || q - f >= frame_bound;
+}
+
 struct promise_base {
     std::coroutine_handle<> continuation_{};
     task_node* node_ = nullptr;
     std::exception_ptr exception_{};
+    // The coroutine is a capturing lambda called on a closure outside its frame: spawn
+    // reports it (see is_capturing_closure and event_loop::spawn).
+    bool borrowed_closure_ = false;
+
+    template <class Promise, class Self>
+    void note_closure(Promise& p, const Self& self) noexcept {
+        if constexpr (is_capturing_closure<Self>())
+            borrowed_closure_ = outside_frame(std::coroutine_handle<Promise>::from_promise(p).address(), &self);
+    }
 
     struct final_awaiter {
         static bool await_ready() noexcept { return false; }
@@ -68,6 +118,13 @@ struct task_promise : promise_base {
     using storage = std::conditional_t<std::is_reference_v<T>, std::add_pointer_t<T>, T>;
     std::optional<storage> value_;
 
+    task_promise() noexcept = default;
+    // Sees the coroutine's parameters; for a lambda's operator(), the first is the closure.
+    template <class Self, class... Args>
+    explicit task_promise(const Self& self, const Args&... /*args*/) noexcept {
+        note_closure(*this, self);
+    }
+
     task<T> get_return_object() noexcept;
 
     template <class U = T>
@@ -90,6 +147,11 @@ struct task_promise : promise_base {
 
 template <>
 struct task_promise<void> : promise_base {
+    task_promise() noexcept = default;
+    template <class Self, class... Args>
+    explicit task_promise(const Self& self, const Args&... /*args*/) noexcept {
+        note_closure(*this, self);
+    }
     task<void> get_return_object() noexcept;
     void return_void() noexcept {}
     void take() const { rethrow_if_failed(); }

@@ -251,6 +251,11 @@ MUTATIONS = [
       "include/corio/backend/epoll.hpp",
       "if (!issue && (s.ready & dir) == 0U) return false;", "",
       ["readiness_test"], backend="epoll"),
+    # The lambda-coroutine trap (issue 16): spawn must name a task that borrows its closure.
+    m("spawn never reports a lambda coroutine that borrows its closure",
+      "include/corio/task.hpp",
+      "borrowed_closure_ = outside_frame(", "borrowed_closure_ = false && outside_frame(",
+      ["spawn_test"]),
     # The io_uring receive pool (issue 13): one multishot receive per stream socket must
     # give a reader exactly the bytes a plain recv would, and give every buffer back.
     m("a large read overtakes the bytes queued by the multishot receive",
