@@ -77,10 +77,9 @@ TEST_CASE("spawn reports a lambda coroutine called on a temporary closure, with 
     corio::event_loop loop(seen.options(true));
     int line = 0;
     loop.run([&]() -> corio::task<> {
-        int unused = 7;
         // The body never touches its capture: the closure is gone when the task runs.
         // clang-format off
-        line = __LINE__; auto f = corio::spawn([unused]() -> corio::task<> { co_return; }());
+        line = __LINE__; auto f = corio::spawn([kept = std::string("x")]() -> corio::task<> { co_return; }());
         // clang-format on
         co_await std::move(f);
     });
@@ -122,9 +121,8 @@ TEST_CASE("task_group::spawn reports the trap too, and a loop out of debug mode 
     test::reports seen;
     corio::event_loop loop(seen.options(false));
     loop.run([]() -> corio::task<> {
-        int unused = 3;
         co_await corio::with_task_group([&](corio::task_group& g) -> corio::task<> {
-            g.spawn([unused]() -> corio::task<> { co_return; }());
+            g.spawn([kept = std::string("x")]() -> corio::task<> { co_return; }());
             co_return;
         });
     }());

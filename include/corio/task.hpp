@@ -63,7 +63,7 @@ constexpr bool is_capturing_closure() noexcept {
 // closure that is the coroutine's own parameter (copied into the frame, as invoke_kept's
 // is) lives inside it; the object a lambda coroutine is called on lives elsewhere.
 inline bool outside_frame(const void* frame, const void* p) noexcept {
-    constexpr std::uintptr_t frame_bound = 64 * 1024;  // larger frames are not expected
+    constexpr std::uintptr_t frame_bound = std::uintptr_t{64} * 1024;  // larger frames are not expected
     const auto f = reinterpret_cast<std::uintptr_t>(frame);
     const auto q = reinterpret_cast<std::uintptr_t>(p);
     return q < f || q - f >= frame_bound;
