@@ -105,10 +105,12 @@ class corio_server final : public server {
 public:
     // timeouts: every read and write under a 30 s deadline, as a real server has them.
     // plain_reads: io_uring without the receive pool, a submission per read.
-    explicit corio_server(corio::backend_kind backend, bool timeouts = false, bool plain_reads = false) {
+    // leased: reads with receive(), the kernel's buffer written back without a copy.
+    explicit corio_server(corio::backend_kind backend, bool timeouts = false, bool plain_reads = false,
+                          bool leased = false) {
         std::promise<std::uint16_t> started;
         auto port = started.get_future();
-        thread_ = std::thread([this, backend, timeouts, plain_reads, &started] {
+        thread_ = std::thread([this, backend, timeouts, plain_reads, leased, &started] {
             pin_to(server_cpu);
             corio::loop_options o;
             o.backend = backend;
@@ -125,7 +127,9 @@ public:
                         if (serve_mode) g.spawn(stop_at_end_of_stdin());
                         for (;;) {
                             auto s = co_await listener.accept();
-                            g.spawn(timeouts ? echo_with_timeouts(std::move(s)) : echo(std::move(s)));
+                            g.spawn(timeouts ? echo_with_timeouts(std::move(s))
+                                    : leased ? echo_leased(std::move(s))
+                                             : echo(std::move(s)));
                         }
                     });
                 });
@@ -151,6 +155,17 @@ private:
         try {
             for (std::size_t n; (n = co_await s.read_some(buf)) > 0;)
                 co_await s.write_all(corio::const_buffer(buf.data(), n));
+        } catch (const std::system_error&) {
+        }
+    }
+    // The kernel's buffer echoed as it is: receive() hands it over without a copy.
+    static corio::task<> echo_leased(corio::net::tcp_stream s) {
+        try {
+            for (;;) {
+                corio::net::received_bytes r = co_await s.receive();
+                if (r.empty()) break;
+                co_await s.write_all(r.buffer());
+            }
         } catch (const std::system_error&) {
         }
     }
@@ -660,6 +675,9 @@ server_list all_servers() {
                          [] { return std::make_unique<corio_server>(corio::backend_kind::io_uring); });
     servers.emplace_back("corio_io_uring_plain_reads",
                          [] { return std::make_unique<corio_server>(corio::backend_kind::io_uring, false, true); });
+    servers.emplace_back("corio_io_uring_receive", [] {
+        return std::make_unique<corio_server>(corio::backend_kind::io_uring, false, false, true);
+    });
     servers.emplace_back("corio_io_uring_timeouts",
                          [] { return std::make_unique<corio_server>(corio::backend_kind::io_uring, true); });
     servers.emplace_back("raw_io_uring", [] { return std::make_unique<uring_server>(); });

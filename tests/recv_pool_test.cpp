@@ -409,3 +409,110 @@ TEST_CASE("receive pool: recv_buffers = 0 keeps every read a plain receive (io_u
 }
 
 #endif  // CORIO_HAS_IO_URING
+
+TEST_CASE("receive: bytes handed over without a copy, in order, the end of the stream empty") {
+    run([]() -> task<> {
+        auto pair = co_await connect_pair();
+        constexpr std::size_t total = 300 * 1024;
+        auto writer = spawn([&]() -> task<> {
+            co_await write_pattern(pair.client, total);
+            pair.client.shutdown();
+        });
+        std::size_t got = 0;
+        bool in_order = true;
+        std::vector<net::received_bytes> held;  // some kept a while, to see them released later
+        for (;;) {
+            net::received_bytes r = co_await wait_for(pair.server.receive(), 10s);
+            if (r.empty()) break;
+            if (r.view() != pattern_text(got, r.size())) in_order = false;
+            got += r.size();
+            if (held.size() < 4) held.push_back(std::move(r));
+        }
+        co_await std::move(writer);
+        CHECK(in_order);
+        CHECK(got == total);
+#if CORIO_HAS_IO_URING
+        if (auto* u = uring_of(event_loop::current())) {
+            CHECK(u->recv_buffers_free() == 256 - held.size());  // held buffers are not the kernel's
+            held.clear();
+            CHECK(u->recv_buffers_free() == 256);
+        }
+#endif
+        net::received_bytes again = co_await pair.server.receive();
+        CHECK(again.empty());
+    }());
+}
+
+TEST_CASE("receive: a timeout or a cancel loses nothing, and mixes with read_some") {
+    run([]() -> task<> {
+        auto pair = co_await connect_pair();
+        bool timed_out = false;
+        try {
+            (void)co_await wait_for(pair.server.receive(), 20ms);
+        } catch (const timeout_error&) {
+            timed_out = true;
+        }
+        CHECK(timed_out);
+        auto reader = spawn([&]() -> task<std::size_t> {
+            net::received_bytes r = co_await pair.server.receive();
+            co_return r.size();
+        });
+        co_await sleep(2ms);
+        reader.cancel();
+        const bool cancelled = co_await ends_cancelled(reader);
+        CHECK(cancelled);
+        co_await pair.client.write_all(std::string_view("0123456789"));
+        std::array<char, 4> head{};
+        co_await wait_for(pair.server.read_exact(head), 5s);  // part of a buffer by copy...
+        CHECK(std::string_view(head.data(), 4) == "0123");
+        std::string rest;
+        while (rest.size() < 6) {
+            net::received_bytes r = co_await wait_for(pair.server.receive(), 5s);  // ... the rest by lease
+            REQUIRE_FALSE(r.empty());
+            rest += r.view();
+        }
+        CHECK(rest == "456789");
+        CHECK(event_loop::current().io().in_flight() == 0);
+    }());
+}
+
+TEST_CASE("receive: a lease that outlives its loop is still valid and is given back safely") {
+    net::received_bytes kept;
+    run([&]() -> task<> {
+        auto pair = co_await connect_pair();
+        co_await pair.client.write_all(std::string_view("outlives"));
+        kept = co_await wait_for(pair.server.receive(), 5s);
+    }());
+    CHECK(kept.view() == "outlives");  // the pool's memory stays until the last lease goes
+    kept.release();
+    CHECK(kept.empty());
+}
+
+TEST_CASE("receive: without the pool, or with a dry one, each receive reads into a buffer of its own") {
+    for (const unsigned buffers : {0U, 8U}) {
+        loop_options o;
+        o.recv_buffers = buffers;  // 0: plain receives; 8 x 64: dry after 512 bytes
+        o.recv_buffer_size = 64;
+        run(
+            []() -> task<> {
+                auto pair = co_await connect_pair();
+                constexpr std::size_t total = 20000;
+                auto writer = spawn(write_pattern(pair.client, total));
+                std::vector<net::received_bytes> held;  // held: the pool runs dry
+                std::size_t got = 0;
+                bool in_order = true;
+                while (got < total) {
+                    net::received_bytes r = co_await wait_for(pair.server.receive(), 5s);
+                    REQUIRE_FALSE(r.empty());
+                    CHECK(r.size() <= 64);
+                    if (r.view() != pattern_text(got, r.size())) in_order = false;
+                    got += r.size();
+                    held.push_back(std::move(r));
+                }
+                co_await std::move(writer);
+                CHECK(in_order);
+                CHECK(got == total);
+            }(),
+            o);
+    }
+}

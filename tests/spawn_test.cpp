@@ -67,6 +67,7 @@ corio::task<int> takes_closure(std::function<int()> f) { co_return f(); }
 }  // namespace
 
 static_assert(corio::detail::is_capturing_closure<decltype([x = 1] { return x; })>());
+static_assert(corio::detail::is_capturing_closure<decltype([s = std::string("x")](int) { return s; })>());
 static_assert(!corio::detail::is_capturing_closure<decltype([] { return 1; })>());
 static_assert(!corio::detail::is_capturing_closure<counter_object>());
 static_assert(!corio::detail::is_capturing_closure<std::string>());
@@ -83,6 +84,10 @@ TEST_CASE("spawn reports a lambda coroutine called on a temporary closure, with 
         // clang-format on
         co_await std::move(f);
     });
+    if (!corio::detail::closure_seen_by_promise) {  // clang 14: the closure never reaches the promise
+        CHECK(seen.count(corio::report_kind::borrowed_closure) == 0);
+        return;
+    }
     REQUIRE(seen.count(corio::report_kind::borrowed_closure) == 1);
     corio::exception_context r;
     for (const auto& item : seen.items)
@@ -126,5 +131,6 @@ TEST_CASE("task_group::spawn reports the trap too, and a loop out of debug mode 
             co_return;
         });
     }());
-    CHECK(seen.count(corio::report_kind::borrowed_closure) == (corio::detail::debug_build ? 1U : 0U));
+    const bool reported = corio::detail::debug_build && corio::detail::closure_seen_by_promise;
+    CHECK(seen.count(corio::report_kind::borrowed_closure) == (reported ? 1U : 0U));
 }

@@ -59,6 +59,14 @@ constexpr bool is_capturing_closure() noexcept {
     }
 }
 
+// Whether a lambda coroutine's promise is constructed with the closure, which the check
+// needs: clang 14 passes it for member coroutines but not for lambdas.
+#if defined(__clang__) && __clang_major__ < 16
+inline constexpr bool closure_seen_by_promise = false;
+#else
+inline constexpr bool closure_seen_by_promise = true;
+#endif
+
 // Whether the object at p lies outside the coroutine frame that starts at frame: a
 // closure that is the coroutine's own parameter (copied into the frame, as invoke_kept's
 // is) lives inside it; the object a lambda coroutine is called on lives elsewhere.
@@ -77,10 +85,21 @@ struct promise_base {
     // reports it (see is_capturing_closure and event_loop::spawn).
     bool borrowed_closure_ = false;
 
+    // A temporary closure lives on the stack of the code that spawns; one that is named in
+    // a coroutine lives in that coroutine's frame and, awaited there, outlives the task:
+    // only the first is reported (a named one in a plain function is too, rarely wrongly).
     template <class Promise, class Self>
     void note_closure(Promise& p, const Self& self) noexcept {
         if constexpr (is_capturing_closure<Self>())
-            borrowed_closure_ = outside_frame(std::coroutine_handle<Promise>::from_promise(p).address(), &self);
+            borrowed_closure_ =
+                on_this_stack(&self) && outside_frame(std::coroutine_handle<Promise>::from_promise(p).address(), &self);
+    }
+    [[gnu::noinline]] static bool on_this_stack(const void* p) noexcept {
+        char here = 0;
+        const auto a = reinterpret_cast<std::uintptr_t>(p);
+        const auto h = reinterpret_cast<std::uintptr_t>(&here);
+        constexpr std::uintptr_t near = std::uintptr_t{256} * 1024;  // the frames between spawn and here
+        return (a > h ? a - h : h - a) < near;
     }
 
     struct final_awaiter {

@@ -61,6 +61,16 @@ struct io_op {
     bool waiting_ready = false;  // io_uring: polling before a retry after -EAGAIN
     std::uint8_t parked = 0;     // io_uring: 1 the op waits for an SQE, 2 its cancel does
     bool counted = false;        // io_uring: counted among its socket's operations in flight
+    // recv for tcp_stream::receive: the result's bytes are handed over, not copied. On
+    // completion buf points at them and offset is the receive-pool buffer's id (the
+    // backend's lease_home takes it back), or -1: buf was malloc'd for this op.
+    bool lease = false;
+};
+
+/// Where tcp_stream::receive's leases give their buffers back (the io_uring backend's
+/// receive pool). It outlives the backend while leases are out.
+struct lease_home {
+    void (*give_back)(lease_home* home, std::int32_t buffer) noexcept = nullptr;
 };
 
 class backend {
@@ -103,6 +113,8 @@ public:
     [[nodiscard]] virtual bool nonblocking_sockets() const noexcept { return true; }
     /// Operations submitted and not yet completed.
     [[nodiscard]] std::size_t in_flight() const noexcept { return in_flight_; }
+    /// Where leased receive-pool buffers go back; null before the pool exists, or none.
+    [[nodiscard]] virtual lease_home* leases() noexcept { return nullptr; }
 
 protected:
     std::size_t in_flight_ = 0;

@@ -30,6 +30,7 @@
 #include <cerrno>
 #include <chrono>
 #include <cstdint>
+#include <cstdlib>
 #include <cstring>
 #include <string>
 #include <system_error>
@@ -134,8 +135,15 @@ public:
         io_uring_queue_exit(&ring_);
         for (std::size_t fd = 0; fd < fds_.size(); ++fd)
             if (fds_[fd].closing) ::close(static_cast<int>(fd));
-        if (pool_.ring != nullptr) ::munmap(pool_.ring, pool_.mapped);
+        if (home_ != nullptr && home_->out > 0) {
+            home_->owner = nullptr;  // the last lease unmaps the pool
+        } else {
+            delete home_;
+            if (pool_.ring != nullptr) ::munmap(pool_.ring, pool_.mapped);
+        }
     }
+
+    [[nodiscard]] lease_home* leases() noexcept override { return home_; }
 
     [[nodiscard]] backend_kind kind() const noexcept override { return backend_kind::io_uring; }
     /// The IORING_SETUP_* flags the kernel accepted (0: plain); describe() names them.
@@ -180,12 +188,14 @@ public:
                 op.in_kernel = true;
                 ++in_flight_;
                 if (read_pooled(op, static_cast<std::size_t>(op.fd))) return;
+                if (CORIO_UNLIKELY(op.lease) && !give_own_buffer(op)) return;
                 send(op);
                 return;
             }
         }
         op.in_kernel = true;
         ++in_flight_;
+        if (CORIO_UNLIKELY(op.lease) && !give_own_buffer(op)) return;
         send(op);
     }
 
@@ -307,6 +317,25 @@ private:
     };
 
     // The receive pool: buffers in one mapping after the ring the kernel takes them from.
+    // Where leases give buffers back: outlives the backend while any is out.
+    struct pool_home : lease_home {
+        uring_backend* owner = nullptr;
+        std::size_t out = 0;  // buffers leased and not yet given back
+        void* mapping = nullptr;
+        std::size_t mapped = 0;
+    };
+
+    static void give_back_leased(lease_home* h, std::int32_t b) noexcept {
+        auto* home = static_cast<pool_home*>(h);
+        --home->out;
+        if (home->owner != nullptr) {
+            home->owner->recycle(b);
+        } else if (home->out == 0) {  // the backend is gone: the last lease unmaps the pool
+            ::munmap(home->mapping, home->mapped);
+            delete home;
+        }
+    }
+
     struct recv_pool {
         io_uring_buf_ring* ring = nullptr;
         char* data = nullptr;
@@ -428,7 +457,7 @@ private:
 
     // The op's SQE now, or a place in the FIFO. Nothing overtakes a parked op, so ops
     // reach the kernel in the order they were started.
-    void send(io_op& op) noexcept {
+    [[gnu::always_inline]] void send(io_op& op) noexcept {
         io_uring_sqe* sqe = parked_head_ == nullptr ? take_sqe() : nullptr;
         if (sqe == nullptr) {
             park(op, park_op);
@@ -701,11 +730,16 @@ private:
         try {
             pool_.next.assign(pool_.count, -1);
             pool_.used.assign(pool_.count, 0);
+            home_ = new pool_home;
         } catch (...) {
             (void)io_uring_unregister_buf_ring(&ring_, recv_group);
             ::munmap(m, mapped);
             return false;
         }
+        home_->give_back = &give_back_leased;
+        home_->owner = this;
+        home_->mapping = m;
+        home_->mapped = mapped;
         pool_.ring = ring;
         pool_.data = static_cast<char*>(m) + ring_bytes;
         pool_.mapped = mapped;
@@ -745,7 +779,16 @@ private:
 
     // A read on a stream socket through the pool: answered now from what is queued, or
     // waiting on the socket for the multishot receive. False: a plain recv instead.
-    bool read_pooled(io_op& op, std::size_t fd) noexcept {
+    [[gnu::always_inline]] bool read_pooled(io_op& op, std::size_t fd) noexcept {
+        fd_state& s = fds_[fd];
+        if (CORIO_LIKELY(s.armed && s.q_head < 0 && s.end > 0)) {  // the common case: wait for data
+            wait_on(op, s);
+            return true;
+        }
+        return read_pooled_slow(op, fd);
+    }
+
+    [[gnu::noinline]] bool read_pooled_slow(io_op& op, std::size_t fd) noexcept {
         fd_state& s = fds_[fd];
         if (s.q_head >= 0 || s.end <= 0) {
             finish(op, take(s, op));
@@ -763,6 +806,11 @@ private:
             s.stop_sent = false;
             ++s.ops;
         }
+        wait_on(op, s);
+        return true;
+    }
+
+    static void wait_on(io_op& op, fd_state& s) noexcept {
         op.parked = park_reader;
         op.next = nullptr;
         op.prev = s.readers_tail;
@@ -771,7 +819,6 @@ private:
         else
             s.readers = &op;
         s.readers_tail = &op;
-        return true;
     }
 
     void fill_multishot(int fd, io_uring_sqe& sqe) noexcept {
@@ -799,6 +846,18 @@ private:
     // Copies what is queued into the read's buffer (across buffers, up to its length);
     // with nothing queued, the stream's end (0, for every read after) or its error (once).
     int take(fd_state& s, io_op& op) noexcept {
+        if (op.lease && s.q_head >= 0) {  // receive(): the oldest buffer itself, no copy
+            const std::int32_t b = s.q_head;
+            const std::size_t n = pool_.used[static_cast<std::size_t>(b)] - s.q_off;
+            op.buf = pool_.data + static_cast<std::size_t>(b) * pool_.size + s.q_off;
+            op.offset = b;
+            ++home_->out;
+            s.q_head = pool_.next[static_cast<std::size_t>(b)];
+            if (s.q_head < 0) s.q_tail = -1;
+            s.q_off = 0;
+            s.q_bytes -= static_cast<std::uint32_t>(n);
+            return static_cast<int>(n);
+        }
         std::size_t done = 0;
         while (done < op.len && s.q_head >= 0) {
             const std::int32_t b = s.q_head;
@@ -826,6 +885,41 @@ private:
     // A multishot receive's CQE: a filled buffer queued on its socket, or its end.
     void on_received(std::size_t fd, int res, unsigned cflags) noexcept {
         fd_state& s = fds_[fd];
+        // The common case: a read waits, nothing is queued, the receive stays armed. The
+        // bytes go straight to the read and the buffer straight back to the ring.
+        constexpr unsigned direct = IORING_CQE_F_BUFFER | IORING_CQE_F_MORE;
+        if ((cflags & direct) == direct && res > 0 && s.readers != nullptr && s.q_head < 0 && !s.closing) {
+            io_op& op = *s.readers;
+            const auto b = static_cast<std::int32_t>(cflags >> IORING_CQE_BUFFER_SHIFT);
+            const auto got = static_cast<std::size_t>(res);
+            if (op.lease) {  // receive(): the buffer itself
+                s.delivered = true;
+                --pool_.free;
+                op.buf = pool_.data + static_cast<std::size_t>(b) * pool_.size;
+                op.offset = b;
+                ++home_->out;
+                unlink_reader(op);
+                finish(op, res);
+                return;
+            }
+            const std::size_t n = got < op.len ? got : op.len;
+            std::memcpy(op.buf, pool_.data + static_cast<std::size_t>(b) * pool_.size, n);
+            s.delivered = true;
+            --pool_.free;
+            if (n == got) {
+                recycle(b);
+            } else {  // the rest waits for the next read
+                pool_.used[static_cast<std::size_t>(b)] = static_cast<std::uint32_t>(got);
+                pool_.next[static_cast<std::size_t>(b)] = -1;
+                s.q_head = s.q_tail = b;
+                s.q_off = static_cast<std::uint32_t>(n);
+                s.q_bytes = static_cast<std::uint32_t>(got - n);
+            }
+            unlink_reader(op);
+            finish(op, static_cast<int>(n));  // may start more reads on this socket
+            if (fds_[fd].readers != nullptr && fds_[fd].q_head >= 0) serve_readers(fd);
+            return;
+        }
         if ((cflags & IORING_CQE_F_BUFFER) != 0U) {
             const auto b = static_cast<std::int32_t>(cflags >> IORING_CQE_BUFFER_SHIFT);
             --pool_.free;
@@ -895,11 +989,22 @@ private:
         while (io_op* op = fds_[fd].readers) {
             unlink_reader(*op);
             if (!read_pooled(*op, fd)) {
-                send(*op);
+                if (!op->lease || give_own_buffer(*op)) send(*op);
                 continue;
             }
             if (op->parked == park_reader) return;  // it waits on a new multishot; so do the rest
         }
+    }
+
+    // A receive() that goes as a plain recv reads into a buffer of its own, which its
+    // lease then owns (offset -1). No memory: it ends with -ENOMEM, never lost.
+    bool give_own_buffer(io_op& op) noexcept {
+        if (op.buf != nullptr) return true;
+        op.offset = -1;
+        op.buf = std::malloc(op.len);
+        if (op.buf != nullptr) return true;
+        finish(op, -ENOMEM);
+        return false;
     }
 
     // Reads waiting on a socket being closed end with -EBADF (unless cancelled).
@@ -1059,6 +1164,7 @@ private:
     std::size_t parked_fd_cancels_ = 0;
     std::vector<fd_state> fds_;  // by fd number, for sockets attached (and any fd below them)
     recv_pool pool_;
+    pool_home* home_ = nullptr;  // set up with the pool
     std::uint8_t pool_state_ = pool_untried;
     bool multishot_refused_ = false;  // the kernel answered a multishot receive with -EINVAL
     std::uint64_t multishot_arms_ = 0;

@@ -6,7 +6,10 @@
 
 #include <cerrno>
 #include <cstdint>
+#include <cstdlib>
+#include <new>
 #include <string>
+#include <string_view>
 #include <system_error>
 #include <utility>
 #include <vector>
@@ -21,6 +24,137 @@
 #include <corio/errors.hpp>
 #include <corio/net/endpoint.hpp>
 #include <corio/task.hpp>
+
+namespace corio::net {
+
+/// Bytes that tcp_stream::receive() handed over without copying them: on io_uring, a
+/// buffer of the loop's receive pool that the kernel filled, given back to the pool when
+/// this is released or destroyed; elsewhere, a buffer of its own. Move-only. Empty: the
+/// peer has shut down its side. Release it on its loop's thread, and soon: a held buffer
+/// is one the kernel cannot fill (a dry pool makes reads plain receives).
+/// @code
+/// for (;;) {
+///     corio::net::received_bytes r = co_await s.receive();
+///     if (r.empty()) break;                    // end of stream
+///     co_await s.write_all(r.buffer());        // echoed straight from the kernel's buffer
+/// }
+/// @endcode
+class received_bytes {
+public:
+    /// No bytes.
+    received_bytes() = default;
+    /// Takes o's bytes; o is left empty.
+    received_bytes(received_bytes&& o) noexcept
+        : data_(std::exchange(o.data_, nullptr)),
+          size_(std::exchange(o.size_, 0)),
+          home_(std::exchange(o.home_, nullptr)),
+          id_(std::exchange(o.id_, -1)) {}
+    /// Releases this one's bytes, then takes o's.
+    received_bytes& operator=(received_bytes&& o) noexcept {
+        if (this != &o) {
+            release();
+            data_ = std::exchange(o.data_, nullptr);
+            size_ = std::exchange(o.size_, 0);
+            home_ = std::exchange(o.home_, nullptr);
+            id_ = std::exchange(o.id_, -1);
+        }
+        return *this;
+    }
+    /// Not copyable: one owner gives the buffer back.
+    received_bytes(const received_bytes&) = delete;
+    /// Not copyable.
+    received_bytes& operator=(const received_bytes&) = delete;
+    /// Gives the buffer back (release()).
+    ~received_bytes() { release(); }
+
+    /// The bytes.
+    [[nodiscard]] const char* data() const noexcept { return data_; }
+    /// How many.
+    [[nodiscard]] std::size_t size() const noexcept { return size_; }
+    /// True when there are none: the end of the stream (or released, or moved from).
+    [[nodiscard]] bool empty() const noexcept { return size_ == 0; }
+    /// The bytes as text.
+    [[nodiscard]] std::string_view view() const noexcept { return {data_, size_}; }
+    /// The bytes as a buffer, for write_all and the like.
+    [[nodiscard]] const_buffer buffer() const noexcept { return {data_, size_}; }
+    /// Gives the buffer back now (to the receive pool, or frees it); empty afterwards.
+    void release() noexcept {
+        if (home_ != nullptr)
+            home_->give_back(home_, id_);
+        else
+            std::free(data_);
+        data_ = nullptr;
+        size_ = 0;
+        home_ = nullptr;
+        id_ = -1;
+    }
+
+    /// @cond CORIO_INTERNAL
+    received_bytes(char* data, std::size_t size, detail::lease_home* home, std::int32_t id) noexcept
+        : data_(data), size_(size), home_(home), id_(id) {}
+    /// @endcond
+
+private:
+    char* data_ = nullptr;
+    std::size_t size_ = 0;
+    detail::lease_home* home_ = nullptr;  // null: data_ is malloc'd (or null)
+    std::int32_t id_ = -1;
+};
+
+}  // namespace corio::net
+
+namespace corio::detail {
+
+/// tcp_stream::receive(): a recv whose bytes are handed over (io_op::lease).
+class [[nodiscard]] receive_awaiter : public io_awaiter {
+public:
+    explicit receive_awaiter(int fd) noexcept : io_awaiter("tcp_stream::receive") {
+        kind = io_kind::recv;
+        this->fd = fd;
+    }
+    receive_awaiter(receive_awaiter&& o) noexcept : io_awaiter(o) {}
+    receive_awaiter& operator=(receive_awaiter&&) = delete;
+    ~receive_awaiter() { drop(); }
+
+    template <class Promise>
+    bool await_suspend(std::coroutine_handle<Promise> h) {
+        event_loop& loop = event_loop::current();
+        backend_ = &loop.io();
+        len = loop.options().recv_buffer_size != 0 ? loop.options().recv_buffer_size : 4096;
+        if (backend_->kind() == backend_kind::io_uring) {
+            lease = true;  // the backend hands over a pool buffer, or gives the op one of its own
+        } else {
+            buf = std::malloc(len);
+            if (buf == nullptr) throw std::bad_alloc();
+            offset = -1;
+        }
+        return io_awaiter::await_suspend(h);
+    }
+
+    net::received_bytes await_resume() {
+        const int n = result_or_throw();
+        if (n == 0) return {};
+        lease_home* home = offset >= 0 ? backend_->leases() : nullptr;
+        net::received_bytes r(static_cast<char*>(std::exchange(buf, nullptr)), static_cast<std::size_t>(n), home,
+                              static_cast<std::int32_t>(offset));
+        return r;
+    }
+
+private:
+    // The bytes were not handed over (an error, a cancel, the end of the stream).
+    void drop() noexcept {
+        if (buf == nullptr) return;
+        if (offset >= 0 && backend_ != nullptr && backend_->leases() != nullptr)
+            backend_->leases()->give_back(backend_->leases(), static_cast<std::int32_t>(offset));
+        else if (offset < 0)
+            std::free(buf);
+        buf = nullptr;
+    }
+
+    backend* backend_ = nullptr;
+};
+
+}  // namespace corio::detail
 
 namespace corio::net {
 
@@ -50,6 +184,10 @@ public:
     detail::transfer_awaiter read_some(mutable_buffer buf) const noexcept {
         return {detail::io_kind::recv, fd(), buf.data, buf.size, "tcp_stream::read_some"};
     }
+    /// The next bytes to arrive, handed over without a copy where the backend can (see
+    /// received_bytes); empty at the end of the stream. Cancel it or give it a deadline
+    /// (wait_for) like read_some: nothing that arrives is lost.
+    detail::receive_awaiter receive() const noexcept { return detail::receive_awaiter(fd()); }
     /// Exactly buf.size bytes; if the stream ends first, std::system_error with
     /// io_errc::end_of_stream.
     detail::exact_awaiter read_exact(mutable_buffer buf) const noexcept {
