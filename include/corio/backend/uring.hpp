@@ -137,9 +137,9 @@ public:
             if (fds_[fd].closing) ::close(static_cast<int>(fd));
         if (home_ != nullptr && home_->out > 0) {
             home_->owner = nullptr;  // the last lease unmaps the pool
-        } else {
+        } else if (home_ != nullptr) {
+            ::munmap(home_->mapping, home_->mapped);
             delete home_;
-            if (pool_.ring != nullptr) ::munmap(pool_.ring, pool_.mapped);
         }
     }
 
@@ -316,8 +316,8 @@ private:
         io_op* readers_tail = nullptr;
     };
 
-    // The receive pool: buffers in one mapping after the ring the kernel takes them from.
-    // Where leases give buffers back: outlives the backend while any is out.
+    // Where leases give buffers back, and the owner of the pool's mapping: outlives the
+    // backend while any lease is out.
     struct pool_home : lease_home {
         uring_backend* owner = nullptr;
         std::size_t out = 0;  // buffers leased and not yet given back
@@ -336,10 +336,11 @@ private:
         }
     }
 
+    // The receive pool: buffers in one mapping (home_'s) after the ring the kernel takes
+    // them from.
     struct recv_pool {
         io_uring_buf_ring* ring = nullptr;
         char* data = nullptr;
-        std::size_t mapped = 0;
         unsigned count = 256;
         unsigned size = 4096;
         unsigned free = 0;                // buffers in the ring, the kernel's to fill
@@ -742,11 +743,10 @@ private:
         home_->mapped = mapped;
         pool_.ring = ring;
         pool_.data = static_cast<char*>(m) + ring_bytes;
-        pool_.mapped = mapped;
         io_uring_buf_ring_init(ring);
         const int mask = io_uring_buf_ring_mask(pool_.count);
         for (unsigned b = 0; b < pool_.count; ++b)
-            io_uring_buf_ring_add(ring, pool_.data + std::size_t{b} * pool_.size, pool_.size,
+            io_uring_buf_ring_add(ring, buffer_at(static_cast<std::int32_t>(b)), pool_.size,
                                   static_cast<unsigned short>(b), mask, static_cast<int>(b));
         io_uring_buf_ring_advance(ring, static_cast<int>(pool_.count));
         pool_.free = pool_.count;
@@ -754,22 +754,50 @@ private:
         return true;
     }
 
+    [[nodiscard]] char* buffer_at(std::int32_t b) const noexcept {
+        return pool_.data + static_cast<std::size_t>(b) * pool_.size;
+    }
+
     // A buffer read to the end goes back to the ring, for the kernel to fill again.
     void recycle(std::int32_t b) noexcept {
-        io_uring_buf_ring_add(pool_.ring, pool_.data + static_cast<std::size_t>(b) * pool_.size, pool_.size,
-                              static_cast<unsigned short>(b), io_uring_buf_ring_mask(pool_.count), 0);
+        io_uring_buf_ring_add(pool_.ring, buffer_at(b), pool_.size, static_cast<unsigned short>(b),
+                              io_uring_buf_ring_mask(pool_.count), 0);
         io_uring_buf_ring_advance(pool_.ring, 1);
         ++pool_.free;
     }
 
+    // The socket's queue: buffers the kernel filled (`used` bytes each), oldest first;
+    // q_off bytes of the oldest are read already.
+    void enqueue(fd_state& s, std::int32_t b, std::size_t used) noexcept {
+        pool_.used[static_cast<std::size_t>(b)] = static_cast<std::uint32_t>(used);
+        pool_.next[static_cast<std::size_t>(b)] = -1;
+        if (s.q_tail >= 0)
+            pool_.next[static_cast<std::size_t>(s.q_tail)] = b;
+        else
+            s.q_head = b;
+        s.q_tail = b;
+        s.q_bytes += static_cast<std::uint32_t>(used);
+    }
+
+    // Takes the oldest buffer off the queue (its unread bytes leave q_bytes).
+    std::int32_t dequeue(fd_state& s) noexcept {
+        const std::int32_t b = s.q_head;
+        s.q_bytes -= pool_.used[static_cast<std::size_t>(b)] - s.q_off;
+        s.q_head = pool_.next[static_cast<std::size_t>(b)];
+        if (s.q_head < 0) s.q_tail = -1;
+        s.q_off = 0;
+        return b;
+    }
+
     void drop_queue(fd_state& s) noexcept {
-        while (s.q_head >= 0) {
-            const std::int32_t b = s.q_head;
-            s.q_head = pool_.next[static_cast<std::size_t>(b)];
-            recycle(b);
-        }
-        s.q_tail = -1;
-        s.q_off = s.q_bytes = 0;
+        while (s.q_head >= 0) recycle(dequeue(s));
+    }
+
+    // receive(): the read gets the buffer itself, from `offset` on; its lease gives it back.
+    void hand_over(io_op& op, std::int32_t b, std::size_t offset) noexcept {
+        op.buf = buffer_at(b) + offset;
+        op.offset = b;
+        ++home_->out;
     }
 
     void reset(fd_state& s) noexcept {
@@ -826,8 +854,10 @@ private:
         sqe.flags |= IOSQE_BUFFER_SELECT;
         sqe.buf_group = recv_group;
         if (refused(uring_request::multishot_recv)) sqe.ioprio |= 1U << 15;
-        io_uring_sqe_set_data64(&sqe, (static_cast<__u64>(fd) << 3) | recv_tag);
+        io_uring_sqe_set_data64(&sqe, multishot_data(fd));
     }
+
+    static __u64 multishot_data(std::size_t fd) noexcept { return (static_cast<__u64>(fd) << 3) | recv_tag; }
 
     void unlink_reader(io_op& op) noexcept {
         fd_state& s = fds_[static_cast<std::size_t>(op.fd)];
@@ -847,35 +877,25 @@ private:
     // with nothing queued, the stream's end (0, for every read after) or its error (once).
     int take(fd_state& s, io_op& op) noexcept {
         if (op.lease && s.q_head >= 0) {  // receive(): the oldest buffer itself, no copy
-            const std::int32_t b = s.q_head;
-            const std::size_t n = pool_.used[static_cast<std::size_t>(b)] - s.q_off;
-            op.buf = pool_.data + static_cast<std::size_t>(b) * pool_.size + s.q_off;
-            op.offset = b;
-            ++home_->out;
-            s.q_head = pool_.next[static_cast<std::size_t>(b)];
-            if (s.q_head < 0) s.q_tail = -1;
-            s.q_off = 0;
-            s.q_bytes -= static_cast<std::uint32_t>(n);
-            return static_cast<int>(n);
+            const std::size_t offset = s.q_off;
+            const std::int32_t b = dequeue(s);
+            hand_over(op, b, offset);
+            return static_cast<int>(pool_.used[static_cast<std::size_t>(b)] - offset);
         }
         std::size_t done = 0;
         while (done < op.len && s.q_head >= 0) {
             const std::int32_t b = s.q_head;
             const std::size_t avail = pool_.used[static_cast<std::size_t>(b)] - s.q_off;
             const std::size_t n = avail < op.len - done ? avail : op.len - done;
-            std::memcpy(static_cast<char*>(op.buf) + done,
-                        pool_.data + static_cast<std::size_t>(b) * pool_.size + s.q_off, n);
+            std::memcpy(static_cast<char*>(op.buf) + done, buffer_at(b) + s.q_off, n);
             done += n;
             if (n == avail) {
-                s.q_head = pool_.next[static_cast<std::size_t>(b)];
-                if (s.q_head < 0) s.q_tail = -1;
-                s.q_off = 0;
-                recycle(b);
+                recycle(dequeue(s));
             } else {
                 s.q_off += static_cast<std::uint32_t>(n);
+                s.q_bytes -= static_cast<std::uint32_t>(n);
             }
         }
-        s.q_bytes -= static_cast<std::uint32_t>(done);
         if (done > 0) return static_cast<int>(done);
         const int end = s.end;
         if (end < 0) s.end = 1;  // an error is reported once; the next read asks again
@@ -892,30 +912,23 @@ private:
             io_op& op = *s.readers;
             const auto b = static_cast<std::int32_t>(cflags >> IORING_CQE_BUFFER_SHIFT);
             const auto got = static_cast<std::size_t>(res);
+            s.delivered = true;
+            --pool_.free;
+            unlink_reader(op);
             if (op.lease) {  // receive(): the buffer itself
-                s.delivered = true;
-                --pool_.free;
-                op.buf = pool_.data + static_cast<std::size_t>(b) * pool_.size;
-                op.offset = b;
-                ++home_->out;
-                unlink_reader(op);
+                hand_over(op, b, 0);
                 finish(op, res);
                 return;
             }
             const std::size_t n = got < op.len ? got : op.len;
-            std::memcpy(op.buf, pool_.data + static_cast<std::size_t>(b) * pool_.size, n);
-            s.delivered = true;
-            --pool_.free;
+            std::memcpy(op.buf, buffer_at(b), n);
             if (n == got) {
                 recycle(b);
             } else {  // the rest waits for the next read
-                pool_.used[static_cast<std::size_t>(b)] = static_cast<std::uint32_t>(got);
-                pool_.next[static_cast<std::size_t>(b)] = -1;
-                s.q_head = s.q_tail = b;
+                enqueue(s, b, got);
                 s.q_off = static_cast<std::uint32_t>(n);
-                s.q_bytes = static_cast<std::uint32_t>(got - n);
+                s.q_bytes -= static_cast<std::uint32_t>(n);
             }
-            unlink_reader(op);
             finish(op, static_cast<int>(n));  // may start more reads on this socket
             if (fds_[fd].readers != nullptr && fds_[fd].q_head >= 0) serve_readers(fd);
             return;
@@ -923,18 +936,10 @@ private:
         if ((cflags & IORING_CQE_F_BUFFER) != 0U) {
             const auto b = static_cast<std::int32_t>(cflags >> IORING_CQE_BUFFER_SHIFT);
             --pool_.free;
-            if (res > 0 && !s.closing) {
-                pool_.used[static_cast<std::size_t>(b)] = static_cast<std::uint32_t>(res);
-                pool_.next[static_cast<std::size_t>(b)] = -1;
-                if (s.q_tail >= 0)
-                    pool_.next[static_cast<std::size_t>(s.q_tail)] = b;
-                else
-                    s.q_head = b;
-                s.q_tail = b;
-                s.q_bytes += static_cast<std::uint32_t>(res);
-            } else {
+            if (res > 0 && !s.closing)
+                enqueue(s, b, static_cast<std::size_t>(res));
+            else
                 recycle(b);
-            }
         }
         const bool delivered_before = s.delivered;
         s.delivered = true;
@@ -976,7 +981,7 @@ private:
         fd_state& s = fds_[fd];
         if (s.armed && !s.stop_sent && s.q_bytes >= 16 * pool_.size) {
             if (io_uring_sqe* sqe = take_sqe()) {
-                io_uring_prep_cancel64(sqe, (static_cast<__u64>(fd) << 3) | recv_tag, 0);
+                io_uring_prep_cancel64(sqe, multishot_data(fd), 0);
                 io_uring_sqe_set_data64(sqe, 0);
                 s.stop_sent = true;
             }
