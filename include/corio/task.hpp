@@ -43,15 +43,15 @@ constexpr bool is_capturing_closure() noexcept {
         constexpr std::string_view fn = __PRETTY_FUNCTION__;
 #if defined(__clang__)
         constexpr std::string_view key = "[T = ";
-        constexpr auto at = fn.find(key);
-        if (at == std::string_view::npos) return false;
-        constexpr std::string_view name = fn.substr(at + key.size(), fn.size() - at - key.size() - 1);
-        return name.starts_with("(lambda at ") && name.ends_with(")");
 #else
         constexpr std::string_view key = "[with T = ";
+#endif
         constexpr auto at = fn.find(key);
         if (at == std::string_view::npos) return false;
         constexpr std::string_view name = fn.substr(at + key.size(), fn.size() - at - key.size() - 1);
+#if defined(__clang__)
+        return name.starts_with("(lambda at ") && name.ends_with(")");
+#else
         // The last component is the lambda: "<lambda(...)>" alone or after a scope's "::".
         constexpr auto k = name.rfind("<lambda(");
         return name.ends_with(")>") && k != std::string_view::npos && (k == 0 || name.substr(0, k).ends_with("::"));
