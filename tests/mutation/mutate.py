@@ -254,7 +254,7 @@ MUTATIONS = [
     # The lambda-coroutine trap (issue 16): spawn must name a task that borrows its closure.
     m("spawn never reports a lambda coroutine that borrows its closure",
       "include/corio/task.hpp",
-      "borrowed_closure_ = outside_frame(", "borrowed_closure_ = false && outside_frame(",
+      "on_this_stack(&self) && outside_frame(", "false && outside_frame(",
       ["spawn_test"]),
     # The io_uring receive pool (issue 13): one multishot receive per stream socket must
     # give a reader exactly the bytes a plain recv would, and give every buffer back.
@@ -308,6 +308,18 @@ def main():
     ap.add_argument("--timeout", type=int, default=120, help="seconds per test run")
     ap.add_argument("--jobs", type=int, default=os.cpu_count() or 2)
     args = ap.parse_args()
+
+    # Every mutation, chosen or not, must still find its text exactly once: an edit of a
+    # header that moves a mutation's text would otherwise retire it silently (CI runs
+    # only the short list).
+    drifted = []
+    for mu in MUTATIONS:
+        n = open(os.path.join(ROOT, mu["path"])).read().count(mu["find"])
+        if n != 1:
+            drifted.append(f"  {mu['name']}: its text occurs {n} times in {mu['path']}")
+    if drifted:
+        print("mutate: mutations whose text no longer occurs exactly once:\n" + "\n".join(drifted))
+        return 1
 
     chosen = [x for x in MUTATIONS if (not args.short or x["short"]) and args.only in x["name"]]
     if not chosen:
