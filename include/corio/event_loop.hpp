@@ -81,6 +81,10 @@ struct loop_options {
     unsigned recv_buffers = 256;
     /// io_uring: the size in bytes of each receive-pool buffer.
     unsigned recv_buffer_size = 4096;
+    /// io_uring: writes of at least this many bytes go as zero-copy sends (Linux 6.0), which
+    /// complete once the kernel has let go of the caller's buffer; 0: never. Off by default:
+    /// see the README's backend section for where it pays.
+    std::size_t zero_copy_send = 0;
     /// Debug mode: reports steps slower than slow_step, and which backend was chosen.
     bool debug = false;
     /// In debug mode, a step that runs this long without suspending is reported.
@@ -623,12 +627,14 @@ inline std::unique_ptr<detail::backend> event_loop::make_backend() {
     if (want == backend_kind::io_uring) {
         auto b = std::make_unique<detail::uring_backend>(options_.queue_depth, wake_fd);  // throws a clear error
         b->set_recv_buffers(options_.recv_buffers, options_.recv_buffer_size);
+        b->set_zero_copy_send(options_.zero_copy_send);
         note("event loop uses the " + b->describe() + " backend (requested)");
         return b;
     }
     try {
         auto b = std::make_unique<detail::uring_backend>(options_.queue_depth, wake_fd);
         b->set_recv_buffers(options_.recv_buffers, options_.recv_buffer_size);
+        b->set_zero_copy_send(options_.zero_copy_send);
         note("event loop uses the " + b->describe() + " backend");
         return b;
     } catch (const std::system_error& e) {

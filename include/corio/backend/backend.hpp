@@ -65,6 +65,11 @@ struct io_op {
     // completion buf points at them and offset is the receive-pool buffer's id (the
     // backend's lease_home takes it back), or -1: buf was malloc'd for this op.
     bool lease = false;
+    // io_uring: a recv issued right after a send on its socket, which is not expected to
+    // find data yet: it waits for readiness before trying (IORING_RECVSEND_POLL_FIRST).
+    bool poll_first = false;
+    // io_uring: a send that goes as a zero-copy send (loop_options::zero_copy_send).
+    bool zero_copy = false;
 };
 
 /// Where tcp_stream::receive's leases give their buffers back (the io_uring backend's

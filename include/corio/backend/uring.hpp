@@ -22,6 +22,20 @@
 // it loses nothing (what arrives stays queued for the next read). The buffer goes back to
 // the ring when it has been read. Where the kernel refuses either part, or the pool runs
 // dry (ENOBUFS), a read is a plain recv as before, so every read is still answered.
+//
+// A listener gets one multishot accept (Linux 5.19) in the same way: its CQEs (user_data
+// fd << 3 | 6) hand each new connection to the accept() waiting on the listener, or queue
+// it there for the next one; a listener nobody accepts on is told to stop once a few are
+// queued, so that the kernel's backlog holds the rest. A cancelled accept loses nothing.
+// Closing the listener closes what is queued.
+//
+// A recv issued right after a send on its socket waits for readiness before it tries
+// (IORING_RECVSEND_POLL_FIRST): the answer to what was just sent is not there yet.
+//
+// Writes of at least loop_options::zero_copy_send bytes to a peer on another host go as
+// zero-copy sends (Linux 6.0): the kernel sends from the caller's buffer, and the write
+// completes when its second CQE (IORING_CQE_F_NOTIF) says the kernel has let go of it,
+// once the peer's TCP has acknowledged the data. A cancel cannot end it sooner.
 
 #include <corio/config.hpp>
 
@@ -32,13 +46,16 @@
 #include <cstdint>
 #include <cstdlib>
 #include <cstring>
+#include <memory>
 #include <string>
 #include <system_error>
 #include <utility>
 #include <vector>
 
+#include <arpa/inet.h>
 #include <fcntl.h>
 #include <liburing.h>
+#include <netinet/in.h>
 #include <poll.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
@@ -61,10 +78,11 @@ inline bool (*uring_probe_fault)(unsigned opcode) = nullptr;
 
 /// The requests uring_request_fault can have the kernel refuse.
 enum class uring_request : std::uint8_t {
-    multishot_poll,  ///< the wakeup eventfd's multishot poll (Linux 5.13)
-    oneshot_poll,    ///< the wakeup eventfd's one-shot poll, where multishot is missing
-    cancel_fd,       ///< IORING_ASYNC_CANCEL_FD, closing a socket (Linux 5.19)
-    multishot_recv,  ///< a stream socket's multishot receive (Linux 6.0)
+    multishot_poll,    ///< the wakeup eventfd's multishot poll (Linux 5.13)
+    oneshot_poll,      ///< the wakeup eventfd's one-shot poll, where multishot is missing
+    cancel_fd,         ///< IORING_ASYNC_CANCEL_FD, closing a socket (Linux 5.19)
+    multishot_recv,    ///< a stream socket's multishot receive (Linux 6.0)
+    multishot_accept,  ///< a listener's multishot accept (Linux 5.19)
 };
 
 /// Test hook for a kernel without provided-buffer rings (before 5.19): asked when the
@@ -75,6 +93,11 @@ inline int (*uring_buf_ring_fault)() = nullptr;
 /// true sends it with a flag no kernel knows, so that the kernel itself answers -EINVAL,
 /// as 5.10 does for a multishot poll and 5.18 for a cancel by fd.
 inline bool (*uring_request_fault)(uring_request) = nullptr;
+
+/// Test hook: zero-copy sends (loop_options::zero_copy_send) to a peer on this host too,
+/// which they otherwise skip (see uring_backend::zero_copy_to), so that tests over loopback
+/// reach them. Such a send ends only once the peer has read what it sent.
+inline bool uring_zero_copy_local = false;
 
 /// Test hook for a full submission ring: asked each time the backend wants an SQE; true
 /// plays a ring the kernel has not yet emptied (no SQE is free). One predictable branch
@@ -133,8 +156,10 @@ public:
         // The kernel cancels what is left and lets go of every file; then the sockets
         // that were waiting for their operations to end are closed.
         io_uring_queue_exit(&ring_);
-        for (std::size_t fd = 0; fd < fds_.size(); ++fd)
+        for (std::size_t fd = 0; fd < fds_.size(); ++fd) {
+            drop_accepted(fds_[fd]);
             if (fds_[fd].closing) ::close(static_cast<int>(fd));
+        }
         if (home_ != nullptr && home_->out > 0) {
             home_->owner = nullptr;  // the last lease unmaps the pool
         } else if (home_ != nullptr) {
@@ -168,6 +193,8 @@ public:
         op.cancel_requested = false;
         op.waiting_ready = false;
         op.counted = false;
+        op.poll_first = false;
+        op.zero_copy = false;
         // Only corio's own sockets are counted: a foreign fd's count could outlive its file
         // and hold the close of the next socket that gets its number.
         if (static_cast<std::size_t>(op.fd) < fds_.size() && fds_[static_cast<std::size_t>(op.fd)].attached) {
@@ -181,14 +208,29 @@ public:
             }
             ++s.ops;
             op.counted = true;
-            // A stream read in small pieces goes through the receive pool; once its socket has
-            // a multishot armed or data queued, every read does, so that bytes keep their order.
-            if (op.kind == io_kind::recv && s.stream && op.msg_flags == 0 && op.len != 0 && pool_state_ != pool_off &&
-                uring_nowait_fault == nullptr && (op.len <= 4 * std::size_t{pool_.size} || s.armed || s.q_head >= 0)) {
+            if (op.kind == io_kind::recv) {
+                op.poll_first = std::exchange(s.after_send, false);
+                // A stream read in small pieces goes through the receive pool; once its socket
+                // has a multishot armed or data queued, every read does, so that bytes keep
+                // their order.
+                if (s.stream && op.msg_flags == 0 && op.len != 0 && pool_state_ != pool_off &&
+                    uring_nowait_fault == nullptr &&
+                    (op.len <= 4 * std::size_t{pool_.size} || s.armed || s.q_head >= 0)) {
+                    op.in_kernel = true;
+                    ++in_flight_;
+                    if (read_pooled(op, static_cast<std::size_t>(op.fd))) return;
+                    if (CORIO_UNLIKELY(op.lease) && !give_own_buffer(op)) return;
+                    send(op);
+                    return;
+                }
+            } else if (op.kind == io_kind::send) {
+                s.after_send = true;
+                if (CORIO_UNLIKELY(op.len >= zero_copy_min_)) op.zero_copy = zero_copy_to(s, op.fd);
+            } else if (op.kind == io_kind::accept && op.addr == nullptr && op.msg_flags == 0 && !s.plain_accepts &&
+                       !multishot_accept_refused_ && uring_nowait_fault == nullptr) {
                 op.in_kernel = true;
                 ++in_flight_;
-                if (read_pooled(op, static_cast<std::size_t>(op.fd))) return;
-                if (CORIO_UNLIKELY(op.lease) && !give_own_buffer(op)) return;
+                if (accept_pooled(op, static_cast<std::size_t>(op.fd))) return;
                 send(op);
                 return;
             }
@@ -204,8 +246,12 @@ public:
         if (!op.in_kernel || op.cancel_requested) return;
         op.cancel_requested = true;
         if (op.parked == park_reader) {  // it waits on its socket: what arrives stays queued
+            const bool accept = op.kind == io_kind::accept;
+            const auto fd = static_cast<std::size_t>(op.fd);
             unlink_reader(op);
             finish(op, -ECANCELED);
+            // A listener nobody waits on any more stops accepting: its backlog holds what comes.
+            if (accept && fds_[fd].readers == nullptr) stop_accepting(fd);
             return;
         }
         if (op.parked == park_op) {  // it never reached the kernel: it ends here
@@ -273,6 +319,20 @@ public:
     [[nodiscard]] unsigned recv_buffers_free() const noexcept { return pool_.free; }
     /// Multishot receives armed so far (one per socket while data keeps coming).
     [[nodiscard]] std::uint64_t multishot_arms() const noexcept { return multishot_arms_; }
+    /// Multishot accepts armed so far (one per listener while connections keep coming).
+    [[nodiscard]] std::uint64_t multishot_accepts() const noexcept { return multishot_accepts_; }
+    /// False once the kernel has refused a multishot accept (before Linux 5.19).
+    [[nodiscard]] bool multishot_accept() const noexcept { return !multishot_accept_refused_; }
+    /// Receives sent with IORING_RECVSEND_POLL_FIRST (issued right after a send).
+    [[nodiscard]] std::uint64_t poll_first_recvs() const noexcept { return poll_first_recvs_; }
+    /// Sends that went as zero-copy sends.
+    [[nodiscard]] std::uint64_t zero_copy_sends() const noexcept { return zero_copy_sends_; }
+    /// Whether the kernel has zero-copy send (IORING_OP_SEND_ZC, Linux 6.0).
+    [[nodiscard]] bool has_zero_copy_send() const noexcept { return has_send_zc_; }
+    /// Sends of at least min_bytes go as zero-copy sends where the kernel has them; 0: none.
+    void set_zero_copy_send(std::size_t min_bytes) noexcept {
+        zero_copy_min_ = min_bytes == 0 || !has_send_zc_ ? ~std::size_t{0} : min_bytes;
+    }
 
     /// Ends every operation on the socket first (cancel by fd, or a shutdown on kernels
     /// without it), each with -EBADF; the descriptor is closed when the last one's CQE has
@@ -287,6 +347,7 @@ public:
         }
         fds_[i].closing = true;
         drop_queue(fds_[i]);
+        drop_accepted(fds_[i]);
         end_parked_on(fd);             // these never reached the kernel
         end_readers_on(fd);            // nor did these: they wait on the socket's queue
         if (!fds_[i].closing) return;  // that was all of them: closed already
@@ -297,6 +358,22 @@ public:
     }
 
 private:
+    // Connections a listener's multishot accept took that no accept() has asked for yet,
+    // oldest first.
+    struct accept_queue {
+        std::vector<int> fds;
+        std::size_t head = 0;
+        [[nodiscard]] std::size_t size() const noexcept { return fds.size() - head; }
+        int pop() noexcept {
+            const int fd = fds[head++];
+            if (head == fds.size()) {
+                fds.clear();
+                head = 0;
+            }
+            return fd;
+        }
+    };
+
     struct fd_state {
         std::uint32_t ops = 0;       // counted operations in flight on this fd (and its multishot)
         bool attached = false;       // one of corio's sockets (attach): its ops are counted
@@ -312,8 +389,12 @@ private:
         std::int32_t q_tail = -1;
         std::uint32_t q_off = 0;    // bytes of q_head already read
         std::uint32_t q_bytes = 0;  // bytes queued in all
-        io_op* readers = nullptr;   // reads waiting for the queue, oldest first
+        io_op* readers = nullptr;   // reads (or a listener's accepts) waiting for the queue, oldest first
         io_op* readers_tail = nullptr;
+        bool after_send = false;           // the last op started on it was a send
+        std::uint8_t zero_copy = 0;        // large sends: 0 not yet asked, 1 zero-copy, 2 plain
+        bool plain_accepts = false;        // a listener whose multishot accept the kernel ended with EAGAIN
+        accept_queue* accepted = nullptr;  // a listener's connections not yet accepted
     };
 
     // Where leases give buffers back, and the owner of the pool's mapping: outlives the
@@ -349,8 +430,11 @@ private:
     };
 
     static constexpr __u64 wakeup_tag = 1;
-    static constexpr __u64 fd_cancel_tag = 5;        // low three bits; the fd above them
-    static constexpr __u64 recv_tag = 3;             // a socket's multishot receive; the fd above
+    static constexpr __u64 fd_cancel_tag = 5;  // low three bits; the fd above them
+    static constexpr __u64 recv_tag = 3;       // a socket's multishot receive; the fd above
+    static constexpr __u64 accept_tag = 6;     // a listener's multishot accept; the fd above
+    // Connections queued on a listener nobody accepts on before its multishot is stopped.
+    static constexpr std::size_t accept_queue_stop = 32;
     static constexpr unsigned short recv_group = 0;  // the pool's buffer group id
     static constexpr std::uint8_t pool_untried = 0, pool_on = 1, pool_off = 2;
     // user_data: the op's address, with bit 1 set while the op waits for readiness
@@ -411,6 +495,9 @@ private:
                 break;
             }
         }
+        // Optional: zero-copy send (Linux 6.0).
+        const bool zc_faulted = uring_probe_fault != nullptr && uring_probe_fault(IORING_OP_SEND_ZC);
+        has_send_zc_ = !zc_faulted && io_uring_opcode_supported(probe, IORING_OP_SEND_ZC) != 0;
         io_uring_free_probe(probe);
         if (missing != nullptr)
             throw std::system_error(EOPNOTSUPP, std::system_category(),
@@ -533,11 +620,20 @@ private:
         if (CORIO_LIKELY(!op.waiting_ready && uring_nowait_fault == nullptr)) {
             if (op.kind == io_kind::recv) {
                 io_uring_prep_recv(&s, op.fd, op.buf, op.len, op.msg_flags);
+                if (op.poll_first) {
+                    s.ioprio |= IORING_RECVSEND_POLL_FIRST;
+                    ++poll_first_recvs_;
+                }
                 io_uring_sqe_set_data64(&s, reinterpret_cast<__u64>(&op));
                 return;
             }
             if (op.kind == io_kind::send) {
-                io_uring_prep_send(&s, op.fd, op.buf, op.len, op.msg_flags | MSG_NOSIGNAL);
+                if (CORIO_UNLIKELY(op.zero_copy)) {
+                    io_uring_prep_send_zc(&s, op.fd, op.buf, op.len, op.msg_flags | MSG_NOSIGNAL, 0);
+                    ++zero_copy_sends_;
+                } else {
+                    io_uring_prep_send(&s, op.fd, op.buf, op.len, op.msg_flags | MSG_NOSIGNAL);
+                }
                 io_uring_sqe_set_data64(&s, reinterpret_cast<__u64>(&op));
                 return;
             }
@@ -802,6 +898,7 @@ private:
 
     void reset(fd_state& s) noexcept {
         drop_queue(s);
+        drop_accepted(s);
         s = fd_state{};
     }
 
@@ -988,12 +1085,14 @@ private:
         }
     }
 
-    // The multishot receive ended with reads still waiting: each goes again, through a
-    // new multishot if it can have one, else as a plain recv into its own buffer.
+    // The multishot receive (or accept) ended with ops still waiting: each goes again,
+    // through a new multishot if it can have one, else as a plain recv into its own buffer
+    // (or a plain accept).
     void replay_readers(std::size_t fd) noexcept {
         while (io_op* op = fds_[fd].readers) {
             unlink_reader(*op);
-            if (!read_pooled(*op, fd)) {
+            const bool pooled = op->kind == io_kind::accept ? accept_pooled(*op, fd) : read_pooled(*op, fd);
+            if (!pooled) {
                 if (!op->lease || give_own_buffer(*op)) send(*op);
                 continue;
             }
@@ -1010,6 +1109,149 @@ private:
         if (op.buf != nullptr) return true;
         finish(op, -ENOMEM);
         return false;
+    }
+
+    // ---- zero-copy send ----
+
+    // Whether a socket's large sends go zero-copy: only to a peer on another host. A peer
+    // on this one (loopback, or this host's own address) holds the sent pages in its
+    // receive queue until it reads them, so the send could not end before it does.
+    static bool zero_copy_to(fd_state& s, int fd) noexcept {
+        if (s.zero_copy == 0) s.zero_copy = remote_peer(fd) || uring_zero_copy_local ? 1 : 2;
+        return s.zero_copy == 1;
+    }
+
+    static bool remote_peer(int fd) noexcept {
+        sockaddr_storage local{};
+        sockaddr_storage peer{};
+        socklen_t llen = sizeof local;
+        socklen_t plen = sizeof peer;
+        if (::getsockname(fd, reinterpret_cast<sockaddr*>(&local), &llen) != 0 ||
+            ::getpeername(fd, reinterpret_cast<sockaddr*>(&peer), &plen) != 0 || peer.ss_family != local.ss_family)
+            return false;
+        if (peer.ss_family == AF_INET) {
+            const auto& p = reinterpret_cast<const sockaddr_in&>(peer).sin_addr;
+            const auto& l = reinterpret_cast<const sockaddr_in&>(local).sin_addr;
+            return (ntohl(p.s_addr) >> 24) != 127 && p.s_addr != l.s_addr;
+        }
+        if (peer.ss_family == AF_INET6) {
+            const auto& p = reinterpret_cast<const sockaddr_in6&>(peer).sin6_addr;
+            const auto& l = reinterpret_cast<const sockaddr_in6&>(local).sin6_addr;
+            const bool v4_loopback = IN6_IS_ADDR_V4MAPPED(&p) && p.s6_addr[12] == 127;
+            return !IN6_IS_ADDR_LOOPBACK(&p) && !v4_loopback && std::memcmp(&p, &l, sizeof p) != 0;
+        }
+        return false;  // a Unix socket: the kernel has no zero-copy send for it
+    }
+
+    // ---- multishot accept ----
+
+    // An accept on a listener: answered now from the queue (or with the error the multishot
+    // ended with), or waiting on the listener for its multishot accept. False: a plain
+    // accept instead.
+    bool accept_pooled(io_op& op, std::size_t fd) noexcept {
+        fd_state& s = fds_[fd];
+        if (s.accepted != nullptr && s.accepted->size() > 0) {
+            finish(op, s.accepted->pop());
+            return true;
+        }
+        if (s.end < 0) {  // reported once, as a plain accept would have; the next one asks again
+            const int e = std::exchange(s.end, 1);
+            finish(op, e);
+            return true;
+        }
+        if (!s.armed) {
+            if (multishot_accept_refused_ || s.plain_accepts || parked_head_ != nullptr) return false;
+            if (s.accepted == nullptr) {
+                try {
+                    auto q = std::make_unique<accept_queue>();
+                    q->fds.reserve(2 * accept_queue_stop);
+                    s.accepted = q.release();
+                } catch (...) {
+                    return false;
+                }
+            }
+            io_uring_sqe* sqe = take_sqe();
+            if (sqe == nullptr) return false;
+            io_uring_prep_multishot_accept(sqe, static_cast<int>(fd), nullptr, nullptr, SOCK_CLOEXEC);
+            if (refused(uring_request::multishot_accept)) sqe->ioprio |= 1U << 15;
+            io_uring_sqe_set_data64(sqe, accept_data(fd));
+            ++multishot_accepts_;
+            s.armed = true;
+            s.stop_sent = false;
+            ++s.ops;
+        }
+        wait_on(op, s);
+        return true;
+    }
+
+    static __u64 accept_data(std::size_t fd) noexcept { return (static_cast<__u64>(fd) << 3) | accept_tag; }
+
+    // A multishot accept's CQE: a connection for the accept waiting, or for the queue; or the
+    // multishot's end.
+    void on_accepted(std::size_t fd, int res, unsigned cflags) noexcept {
+        fd_state& s = fds_[fd];
+        const bool delivered_before = s.delivered;
+        if (res >= 0) {
+            s.delivered = true;
+            if (s.closing)
+                ::close(res);  // the listener is closing: so is the connection
+            else if (s.readers != nullptr)
+                finish(*s.readers, res);
+            else
+                queue_accepted(fd, res);
+            if ((cflags & IORING_CQE_F_MORE) != 0U) return;
+        }
+        fd_state& t = fds_[fd];
+        t.armed = false;
+        --t.ops;
+        if (t.closing) {
+            if (t.ops == 0) release(static_cast<int>(fd));
+            return;
+        }
+        if (res == -EINVAL && !delivered_before) {
+            multishot_accept_refused_ = true;  // a kernel before 5.19: plain accepts from now on
+        } else if (res == -EAGAIN) {
+            t.plain_accepts = true;  // a non-blocking listener the kernel will not wait on
+        } else if (res < 0 && !(res == -ECANCELED && t.stop_sent)) {
+            // EMFILE, ENFILE, ENOMEM...: the oldest accept waiting gets it, as it would from a
+            // plain accept; with none waiting, the next accept does.
+            if (t.readers != nullptr)
+                finish(*t.readers, res);
+            else
+                t.end = res;
+        }
+        replay_readers(fd);  // accepts still waiting ask again (a new multishot, or plain)
+    }
+
+    void queue_accepted(std::size_t fd, int conn) noexcept {
+        fd_state& s = fds_[fd];
+        try {
+            s.accepted->fds.push_back(conn);
+        } catch (...) {
+            ::close(conn);  // no memory to hold it: the peer sees the connection end
+            return;
+        }
+        if (s.accepted->size() >= accept_queue_stop) stop_accepting(fd);
+    }
+
+    // Nobody is accepting: the kernel's backlog holds the next connections (and its limit
+    // applies again).
+    void stop_accepting(std::size_t fd) noexcept {
+        fd_state& s = fds_[fd];
+        if (!s.armed || s.stop_sent) return;
+        if (io_uring_sqe* sqe = take_sqe()) {
+            io_uring_prep_cancel64(sqe, accept_data(fd), 0);
+            io_uring_sqe_set_data64(sqe, 0);
+            s.stop_sent = true;
+        }
+    }
+
+    // The connections queued on a listener being closed (or reset) are closed too.
+    static void drop_accepted(fd_state& s) noexcept {
+        if (s.accepted == nullptr) return;
+        while (s.accepted->size() > 0) ::close(s.accepted->pop());
+        delete s.accepted;
+        s.accepted = nullptr;
     }
 
     // Reads waiting on a socket being closed end with -EBADF (unless cancelled).
@@ -1075,11 +1317,24 @@ private:
             on_received(static_cast<std::size_t>(data >> 3), res, cflags);
             return;
         }
+        if ((data & 7U) == accept_tag) {
+            on_accepted(static_cast<std::size_t>(data >> 3), res, cflags);
+            return;
+        }
         if (CORIO_UNLIKELY((data & 7U) == fd_cancel_tag)) {
             on_fd_cancel_result(static_cast<int>(data >> 3), res);
             return;
         }
         auto* op = reinterpret_cast<io_op*>(static_cast<std::uintptr_t>(data & ~poll_tag));
+        if (CORIO_UNLIKELY((cflags & (IORING_CQE_F_MORE | IORING_CQE_F_NOTIF)) != 0U)) {
+            // A zero-copy send: its result comes first, with a notification to follow once
+            // the kernel has let go of the buffer; only then does the send end.
+            if ((cflags & IORING_CQE_F_NOTIF) == 0U) {
+                op->result = res;
+                return;
+            }
+            res = op->result;
+        }
         int result = res;
         if (CORIO_UNLIKELY((data & poll_tag) != 0)) {
             // Readiness arrived for a retry; a cancel or a close that came meanwhile wins.
@@ -1173,6 +1428,12 @@ private:
     std::uint8_t pool_state_ = pool_untried;
     bool multishot_refused_ = false;  // the kernel answered a multishot receive with -EINVAL
     std::uint64_t multishot_arms_ = 0;
+    bool multishot_accept_refused_ = false;  // ... and a multishot accept
+    std::uint64_t multishot_accepts_ = 0;
+    std::uint64_t poll_first_recvs_ = 0;
+    bool has_send_zc_ = false;
+    std::size_t zero_copy_min_ = ~std::size_t{0};  // sends this long or longer go zero-copy
+    std::uint64_t zero_copy_sends_ = 0;
 };
 
 }  // namespace corio::detail
