@@ -70,6 +70,8 @@ struct io_op {
     bool poll_first = false;
     // io_uring: a send that goes as a zero-copy send (loop_options::zero_copy_send).
     bool zero_copy = false;
+    // io_uring: its socket is in the ring's table of registered files (IOSQE_FIXED_FILE).
+    bool fixed_file = false;
 };
 
 /// Where tcp_stream::receive's leases give their buffers back (the io_uring backend's

@@ -45,6 +45,7 @@
 #include <chrono>
 #include <cstdint>
 #include <cstdlib>
+#include <csignal>
 #include <cstring>
 #include <memory>
 #include <string>
@@ -58,6 +59,7 @@
 #include <netinet/in.h>
 #include <poll.h>
 #include <sys/mman.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -81,6 +83,7 @@ enum class uring_request : std::uint8_t {
     multishot_poll,    ///< the wakeup eventfd's multishot poll (Linux 5.13)
     oneshot_poll,      ///< the wakeup eventfd's one-shot poll, where multishot is missing
     cancel_fd,         ///< IORING_ASYNC_CANCEL_FD, closing a socket (Linux 5.19)
+    register_file,     ///< a socket's entry in the table of registered files (Linux 5.19)
     multishot_recv,    ///< a stream socket's multishot receive (Linux 6.0)
     multishot_accept,  ///< a listener's multishot accept (Linux 5.19)
 };
@@ -93,6 +96,10 @@ inline int (*uring_buf_ring_fault)() = nullptr;
 /// true sends it with a flag no kernel knows, so that the kernel itself answers -EINVAL,
 /// as 5.10 does for a multishot poll and 5.18 for a cancel by fd.
 inline bool (*uring_request_fault)(uring_request) = nullptr;
+
+/// Test hook for a kernel without min-wait (before 6.12): when set, batched waits
+/// (loop_options::batch_wait) are off, as has_min_wait() then says.
+inline void (*uring_min_wait_fault)() = nullptr;
 
 /// Test hook: zero-copy sends (loop_options::zero_copy_send) to a peer on this host too,
 /// which they otherwise skip (see uring_backend::zero_copy_to), so that tests over loopback
@@ -195,6 +202,7 @@ public:
         op.counted = false;
         op.poll_first = false;
         op.zero_copy = false;
+        op.fixed_file = false;
         // Only corio's own sockets are counted: a foreign fd's count could outlive its file
         // and hold the close of the next socket that gets its number.
         if (static_cast<std::size_t>(op.fd) < fds_.size() && fds_[static_cast<std::size_t>(op.fd)].attached) {
@@ -208,6 +216,7 @@ public:
             }
             ++s.ops;
             op.counted = true;
+            op.fixed_file = s.fixed;
             if (op.kind == io_kind::recv) {
                 op.poll_first = std::exchange(s.after_send, false);
                 // A stream read in small pieces goes through the receive pool; once its socket
@@ -278,6 +287,9 @@ public:
         int rc = 0;
         if (timeout.count() == 0) {
             rc = io_uring_submit_and_get_events(&ring_);
+        } else if (batch_wait_usec_ != 0 && in_flight_ >= 2 &&
+                   (timeout.count() < 0 || timeout >= std::chrono::microseconds(1))) {
+            rc = submit_and_wait_batch(timeout);
         } else {
             io_uring_cqe* cqe = nullptr;
             __kernel_timespec ts{};
@@ -294,6 +306,19 @@ public:
         return reap();
     }
 
+    /// A wait with at least two operations in flight collects up to max_batch completions
+    /// for up to `usec` microseconds before it returns with what has come (the kernel's
+    /// min-wait, Linux 6.12; elsewhere, and for 0, waits return at the first completion).
+    void set_batch_wait(unsigned usec) noexcept {
+        has_min_wait_ = (ring_.features & feat_min_timeout) != 0U && uring_min_wait_fault == nullptr;
+        batch_wait_usec_ = has_min_wait_ ? usec : 0;
+    }
+    /// Whether the kernel has min-wait (IORING_FEAT_MIN_TIMEOUT, Linux 6.12), as of the last
+    /// set_batch_wait.
+    [[nodiscard]] bool has_min_wait() const noexcept { return has_min_wait_; }
+    /// Waits that asked the kernel for a batch.
+    [[nodiscard]] std::uint64_t batched_waits() const noexcept { return batched_waits_; }
+
     /// Sockets are counted from here on: their operations in flight, for close_socket.
     void attach(int fd, bool stream) override {
         if (fd < 0) return;
@@ -302,6 +327,7 @@ public:
         fds_[i] = fd_state{};
         fds_[i].attached = true;
         fds_[i].stream = stream;
+        register_file(fd);
     }
 
     /// The receive pool (see the file comment): `count` buffers (a power of two; 0 turns
@@ -327,6 +353,8 @@ public:
     [[nodiscard]] std::uint64_t poll_first_recvs() const noexcept { return poll_first_recvs_; }
     /// Sends that went as zero-copy sends.
     [[nodiscard]] std::uint64_t zero_copy_sends() const noexcept { return zero_copy_sends_; }
+    /// Sockets in the ring's table of registered files now.
+    [[nodiscard]] std::size_t fixed_files() const noexcept { return fixed_files_; }
     /// Whether the kernel has zero-copy send (IORING_OP_SEND_ZC, Linux 6.0).
     [[nodiscard]] bool has_zero_copy_send() const noexcept { return has_send_zc_; }
     /// Sends of at least min_bytes go as zero-copy sends where the kernel has them; 0: none.
@@ -341,7 +369,10 @@ public:
         if (fd < 0) return;
         const auto i = static_cast<std::size_t>(fd);
         if (i >= fds_.size() || fds_[i].ops == 0) {
-            if (i < fds_.size()) reset(fds_[i]);
+            if (i < fds_.size()) {
+                unregister_file(fd);
+                reset(fds_[i]);
+            }
             ::close(fd);
             return;
         }
@@ -393,6 +424,8 @@ private:
         io_op* readers_tail = nullptr;
         bool after_send = false;           // the last op started on it was a send
         std::uint8_t zero_copy = 0;        // large sends: 0 not yet asked, 1 zero-copy, 2 plain
+        bool fixed = false;                // in the table of registered files: ops use IOSQE_FIXED_FILE
+        bool registering = false;          // its entry is being made (the update's CQE is due)
         bool plain_accepts = false;        // a listener whose multishot accept the kernel ended with EAGAIN
         accept_queue* accepted = nullptr;  // a listener's connections not yet accepted
     };
@@ -430,9 +463,13 @@ private:
     };
 
     static constexpr __u64 wakeup_tag = 1;
-    static constexpr __u64 fd_cancel_tag = 5;  // low three bits; the fd above them
-    static constexpr __u64 recv_tag = 3;       // a socket's multishot receive; the fd above
-    static constexpr __u64 accept_tag = 6;     // a listener's multishot accept; the fd above
+    static constexpr __u64 fd_cancel_tag = 5;   // low three bits; the fd above them
+    static constexpr __u64 recv_tag = 3;        // a socket's multishot receive; the fd above
+    static constexpr __u64 accept_tag = 6;      // a listener's multishot accept; the fd above
+    static constexpr __u64 register_tag = 4;    // a socket's entry in the file table; the fd above
+    static constexpr __u64 unregister_tag = 7;  // ... and its removal (the answer is ignored)
+    // The most sockets in the table of registered files (their numbers are its slots).
+    static constexpr unsigned max_fixed_files = 16384;
     // Connections queued on a listener nobody accepts on before its multishot is stopped.
     static constexpr std::size_t accept_queue_stop = 32;
     static constexpr unsigned short recv_group = 0;  // the pool's buffer group id
@@ -624,6 +661,7 @@ private:
                     s.ioprio |= IORING_RECVSEND_POLL_FIRST;
                     ++poll_first_recvs_;
                 }
+                if (op.fixed_file) s.flags |= IOSQE_FIXED_FILE;
                 io_uring_sqe_set_data64(&s, reinterpret_cast<__u64>(&op));
                 return;
             }
@@ -634,6 +672,7 @@ private:
                 } else {
                     io_uring_prep_send(&s, op.fd, op.buf, op.len, op.msg_flags | MSG_NOSIGNAL);
                 }
+                if (op.fixed_file) s.flags |= IOSQE_FIXED_FILE;
                 io_uring_sqe_set_data64(&s, reinterpret_cast<__u64>(&op));
                 return;
             }
@@ -647,6 +686,7 @@ private:
             const bool out = op.kind == io_kind::write || op.kind == io_kind::send || op.kind == io_kind::sendmsg ||
                              op.kind == io_kind::connect;
             io_uring_prep_poll_add(sqe, op.fd, out ? POLLOUT : POLLIN);
+            if (op.fixed_file) sqe->flags |= IOSQE_FIXED_FILE;
             io_uring_sqe_set_data64(sqe, user_data(op));
             return;
         }
@@ -694,6 +734,7 @@ private:
                 io_uring_prep_fsync(sqe, op.fd, 0);
                 break;
         }
+        if (op.fixed_file) sqe->flags |= IOSQE_FIXED_FILE;
         io_uring_sqe_set_data64(sqe, user_data(op));
     }
 
@@ -796,6 +837,7 @@ private:
     void release(int fd) noexcept {
         fd_state& s = fds_[static_cast<std::size_t>(fd)];
         if (s.cancel_parked) --parked_fd_cancels_;
+        unregister_file(fd);
         reset(s);
         // A cancel by fd still in the ring must reach the kernel while the number is ours.
         if (io_uring_sq_ready(&ring_) > 0) (void)io_uring_submit(&ring_);
@@ -949,6 +991,7 @@ private:
     void fill_multishot(int fd, io_uring_sqe& sqe) noexcept {
         io_uring_prep_recv_multishot(&sqe, fd, nullptr, 0, 0);
         sqe.flags |= IOSQE_BUFFER_SELECT;
+        if (fds_[static_cast<std::size_t>(fd)].fixed) sqe.flags |= IOSQE_FIXED_FILE;
         sqe.buf_group = recv_group;
         if (refused(uring_request::multishot_recv)) sqe.ioprio |= 1U << 15;
         io_uring_sqe_set_data64(&sqe, multishot_data(fd));
@@ -1111,6 +1154,114 @@ private:
         return false;
     }
 
+    // ---- batched waits ----
+
+    // io_uring_submit_and_wait_timeout with a min-wait, which liburing 2.3 cannot ask for:
+    // the submission ring's tail is published here (liburing fills its index array once,
+    // at setup) and io_uring_enter is given the wait's arguments itself, the min-wait in
+    // the field kernels before 6.12 called pad.
+    int submit_and_wait_batch(std::chrono::nanoseconds timeout) noexcept {
+        io_uring_sq& sq = ring_.sq;
+        const unsigned tail = sq.sqe_tail;
+        const unsigned to_submit = tail - sq.sqe_head;
+        if (to_submit != 0) {
+            sq.sqe_head = tail;
+            __atomic_store_n(sq.ktail, tail, __ATOMIC_RELEASE);
+        }
+        __kernel_timespec ts{};
+        io_uring_getevents_arg arg{};
+        arg.sigmask_sz = _NSIG / 8;
+        // min_wait_usec. The kernel waits that long for a batch even past the timeout: never
+        // longer than the timeout (the loop's next deadline), so no timer fires late.
+        arg.pad = batch_wait_usec_;
+        if (timeout.count() > 0) {
+            const auto limit = std::chrono::duration_cast<std::chrono::microseconds>(timeout).count();
+            if (std::cmp_less(limit, arg.pad)) arg.pad = static_cast<__u32>(limit);
+            ts.tv_sec = timeout.count() / 1'000'000'000;
+            ts.tv_nsec = timeout.count() % 1'000'000'000;
+            arg.ts = reinterpret_cast<__u64>(&ts);
+        }
+        const auto want = static_cast<unsigned>(in_flight_ < max_batch ? in_flight_ : max_batch);
+        ++batched_waits_;
+        const int rc = io_uring_enter2(static_cast<unsigned>(ring_.ring_fd), to_submit, want,
+                                       IORING_ENTER_GETEVENTS | IORING_ENTER_EXT_ARG, reinterpret_cast<sigset_t*>(&arg),
+                                       sizeof arg);
+        return rc < 0 ? -errno : rc;
+    }
+
+    // ---- registered files ----
+
+    // A socket's entry in the ring's table of registered files, under its own number: the
+    // kernel then skips looking the file up (and counting a reference) on each operation.
+    // The entry is made by an update in the ring, and the socket's operations use it once
+    // that update's CQE has come. The value the update reads lives in slot_fds_, which
+    // never moves; the update runs at the next io_uring_enter, when that value is the
+    // number's current socket (a number closed and reused meanwhile is the new socket's).
+    void register_file(int fd) noexcept {
+        if (!files_ready() || static_cast<unsigned>(fd) >= files_size_) return;
+        io_uring_sqe* sqe = take_sqe();
+        if (sqe == nullptr) return;  // the socket works without an entry
+        slot_fds_[static_cast<std::size_t>(fd)] = fd;
+        io_uring_prep_files_update(sqe, &slot_fds_[static_cast<std::size_t>(fd)], 1, fd);
+        if (refused(uring_request::register_file)) sqe->len = 0;  // refused with -EINVAL
+        io_uring_sqe_set_data64(sqe, (static_cast<__u64>(fd) << 3) | register_tag);
+        fds_[static_cast<std::size_t>(fd)].registering = true;
+    }
+
+    void on_registered(std::size_t fd, int res) noexcept {
+        if (fd >= fds_.size() || !fds_[fd].registering) return;  // closed meanwhile
+        fds_[fd].registering = false;
+        if (res == 1) {
+            fds_[fd].fixed = true;
+            ++fixed_files_;
+        } else if (res == -EINVAL || res == -ENXIO) {
+            files_state_ = files_off;  // this kernel will not: plain descriptors from now on
+        }
+    }
+
+    // Before the number is closed: its entry goes too, or the table would keep the socket
+    // open. Queued for the next io_uring_enter (which runs it before any later update of
+    // the number), or made at once if the ring is full.
+    void unregister_file(int fd) noexcept {
+        fd_state& s = fds_[static_cast<std::size_t>(fd)];
+        if (!s.fixed && !s.registering) return;
+        if (s.fixed) --fixed_files_;
+        s.fixed = false;
+        s.registering = false;
+        slot_fds_[static_cast<std::size_t>(fd)] = -1;
+        if (io_uring_sqe* sqe = take_sqe()) {
+            io_uring_prep_files_update(sqe, &slot_fds_[static_cast<std::size_t>(fd)], 1, fd);
+            io_uring_sqe_set_data64(sqe, (static_cast<__u64>(fd) << 3) | unregister_tag);
+            return;
+        }
+        int none = -1;
+        (void)io_uring_register_files_update(&ring_, static_cast<unsigned>(fd), &none, 1);
+    }
+
+    // The table, sized by the descriptor limit (at most max_fixed_files), is made at the
+    // first socket; false (for good) where the kernel refuses it.
+    bool files_ready() noexcept {
+        if (CORIO_LIKELY(files_state_ == files_on)) return true;
+        if (files_state_ == files_off) return false;
+        files_state_ = files_off;
+        rlimit lim{};
+        unsigned n = max_fixed_files;
+        if (::getrlimit(RLIMIT_NOFILE, &lim) == 0 && lim.rlim_cur < n) n = static_cast<unsigned>(lim.rlim_cur);
+        if (n == 0) return false;
+        try {
+            slot_fds_ = std::make_unique<int[]>(n);
+        } catch (...) {
+            return false;
+        }
+        if (io_uring_register_files_sparse(&ring_, n) != 0) {
+            slot_fds_.reset();
+            return false;
+        }
+        files_size_ = n;
+        files_state_ = files_on;
+        return true;
+    }
+
     // ---- zero-copy send ----
 
     // Whether a socket's large sends go zero-copy: only to a peer on another host. A peer
@@ -1174,6 +1325,7 @@ private:
             if (sqe == nullptr) return false;
             io_uring_prep_multishot_accept(sqe, static_cast<int>(fd), nullptr, nullptr, SOCK_CLOEXEC);
             if (refused(uring_request::multishot_accept)) sqe->ioprio |= 1U << 15;
+            if (s.fixed) sqe->flags |= IOSQE_FIXED_FILE;
             io_uring_sqe_set_data64(sqe, accept_data(fd));
             ++multishot_accepts_;
             s.armed = true;
@@ -1325,6 +1477,11 @@ private:
             on_fd_cancel_result(static_cast<int>(data >> 3), res);
             return;
         }
+        if (CORIO_UNLIKELY((data & 7U) == register_tag)) {
+            on_registered(static_cast<std::size_t>(data >> 3), res);
+            return;
+        }
+        if (CORIO_UNLIKELY((data & 7U) == unregister_tag)) return;
         auto* op = reinterpret_cast<io_op*>(static_cast<std::uintptr_t>(data & ~poll_tag));
         if (CORIO_UNLIKELY((cflags & (IORING_CQE_F_MORE | IORING_CQE_F_NOTIF)) != 0U)) {
             // A zero-copy send: its result comes first, with a notification to follow once
@@ -1434,6 +1591,16 @@ private:
     bool has_send_zc_ = false;
     std::size_t zero_copy_min_ = ~std::size_t{0};  // sends this long or longer go zero-copy
     std::uint64_t zero_copy_sends_ = 0;
+    unsigned batch_wait_usec_ = 0;  // min-wait of a batched wait; 0: none
+    bool has_min_wait_ = false;
+    std::uint64_t batched_waits_ = 0;
+    static constexpr unsigned feat_min_timeout = 1U << 15;  // IORING_FEAT_MIN_TIMEOUT (Linux 6.12)
+    static constexpr std::size_t max_batch = 16;            // completions a batched wait waits for
+    std::uint8_t files_state_ = pool_untried;               // the table of registered files: untried, on, off
+    static constexpr std::uint8_t files_on = pool_on, files_off = pool_off;
+    unsigned files_size_ = 0;
+    std::unique_ptr<int[]> slot_fds_;  // what each slot's last update reads (see register_file)
+    std::size_t fixed_files_ = 0;
 };
 
 }  // namespace corio::detail
