@@ -100,6 +100,15 @@ struct server {
     virtual double own_cpu_seconds() const { return -1; }
 };
 
+// Variants of the corio server. batched: waits collect completions (loop_options::batch_wait, 50 us).
+// unregistered / plain_accept: io_uring without the table of registered files, without
+// multishot accept (the backend's test hooks play a kernel that refuses them).
+struct corio_variant {
+    bool batched = false;
+    bool unregistered = false;
+    bool plain_accept = false;
+};
+
 // corio: exactly what examples/echo_server.cpp does.
 class corio_server final : public server {
 public:
@@ -107,14 +116,26 @@ public:
     // plain_reads: io_uring without the receive pool, a submission per read.
     // leased: reads with receive(), the kernel's buffer written back without a copy.
     explicit corio_server(corio::backend_kind backend, bool timeouts = false, bool plain_reads = false,
-                          bool leased = false) {
+                          bool leased = false, corio_variant v = {}) {
         std::promise<std::uint16_t> started;
         auto port = started.get_future();
-        thread_ = std::thread([this, backend, timeouts, plain_reads, leased, &started] {
+        refuse_ = v.unregistered || v.plain_accept;
+#if CORIO_HAS_IO_URING
+        if (v.unregistered)
+            corio::detail::uring_request_fault = [](corio::detail::uring_request r) {
+                return r == corio::detail::uring_request::register_file;
+            };
+        if (v.plain_accept)
+            corio::detail::uring_request_fault = [](corio::detail::uring_request r) {
+                return r == corio::detail::uring_request::multishot_accept;
+            };
+#endif
+        thread_ = std::thread([this, backend, timeouts, plain_reads, leased, v, &started] {
             pin_to(server_cpu);
             corio::loop_options o;
             o.backend = backend;
             if (plain_reads) o.recv_buffers = 0;
+            if (v.batched) o.batch_wait = std::chrono::microseconds(50);
             corio::event_loop loop(o);
             loop_ = &loop;
             try {
@@ -142,6 +163,9 @@ public:
     ~corio_server() override {
         if (!serve_mode) loop_->call_soon_threadsafe([l = loop_] { l->stop(); });
         thread_.join();
+#if CORIO_HAS_IO_URING
+        if (refuse_) corio::detail::uring_request_fault = nullptr;
+#endif
     }
     std::uint16_t port() const override { return port_; }
 
@@ -181,6 +205,7 @@ private:
     std::thread thread_;
     corio::event_loop* loop_ = nullptr;
     std::uint16_t port_ = 0;
+    bool refuse_ = false;
 };
 
 // A hand-written loop on a thread of its own, told to stop through an eventfd.
@@ -666,6 +691,43 @@ void run_echo(benchmark::State& state, const std::function<std::unique_ptr<serve
         server_cpu * 1e6 / static_cast<double>(std::max<std::int64_t>(1, state.iterations() * connections));
 }
 
+// Connection churn: one connection per request (connect, one byte each way, close), one
+// after another, as a server meets clients without keep-alive. Counters: conns_per_s and
+// the server's CPU per connection (its accept, its echo and its close).
+void run_churn(benchmark::State& state, const std::function<std::unique_ptr<server>()>& make) {
+    pin_to(client_cpu);
+    double server_cpu = 0;
+    {
+        auto srv = make();
+        sockaddr_in a{};
+        a.sin_family = AF_INET;
+        a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+        a.sin_port = htons(srv->port());
+        const auto one_connection = [&] {
+            const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+            if (::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) < 0) die("churn connect");
+            char c = 'c';
+            if (::send(fd, &c, 1, MSG_NOSIGNAL) != 1 || ::recv(fd, &c, 1, 0) != 1) die("churn round trip");
+            // An abortive close (RST): no TIME_WAIT piles up on the client's side over a run.
+            const linger l{1, 0};
+            ::setsockopt(fd, SOL_SOCKET, SO_LINGER, &l, sizeof l);
+            ::close(fd);
+        };
+        for (int i = 0; i < 200; ++i) one_connection();  // warm-up
+        const double proc0 = cpu_seconds(CLOCK_PROCESS_CPUTIME_ID);
+        const double mine0 = cpu_seconds(CLOCK_THREAD_CPUTIME_ID);
+        const double own0 = srv->own_cpu_seconds();
+        for (auto _ : state) one_connection();
+        server_cpu = own0 >= 0 ? srv->own_cpu_seconds() - own0
+                               : (cpu_seconds(CLOCK_PROCESS_CPUTIME_ID) - proc0) -
+                                     (cpu_seconds(CLOCK_THREAD_CPUTIME_ID) - mine0);
+    }
+    state.counters["conns_per_s"] =
+        benchmark::Counter(static_cast<double>(state.iterations()), benchmark::Counter::kIsRate);
+    state.counters["server_cpu_us_per_conn"] =
+        server_cpu * 1e6 / static_cast<double>(std::max<std::int64_t>(1, state.iterations()));
+}
+
 using server_list = std::vector<std::pair<std::string, std::function<std::unique_ptr<server>()>>>;
 
 server_list all_servers() {
@@ -680,6 +742,18 @@ server_list all_servers() {
     });
     servers.emplace_back("corio_io_uring_timeouts",
                          [] { return std::make_unique<corio_server>(corio::backend_kind::io_uring, true); });
+    servers.emplace_back("corio_io_uring_batched", [] {
+        return std::make_unique<corio_server>(corio::backend_kind::io_uring, false, false, false,
+                                              corio_variant{.batched = true});
+    });
+    servers.emplace_back("corio_io_uring_unregistered", [] {
+        return std::make_unique<corio_server>(corio::backend_kind::io_uring, false, false, false,
+                                              corio_variant{.unregistered = true});
+    });
+    servers.emplace_back("corio_io_uring_plain_accept", [] {
+        return std::make_unique<corio_server>(corio::backend_kind::io_uring, false, false, false,
+                                              corio_variant{.plain_accept = true});
+    });
     servers.emplace_back("raw_io_uring", [] { return std::make_unique<uring_server>(); });
 #endif
     servers.emplace_back("corio_epoll", [] { return std::make_unique<corio_server>(corio::backend_kind::epoll); });
@@ -713,6 +787,20 @@ void register_all() {
                     ->Repetitions(quick ? 1 : 3)
                     ->ReportAggregatesOnly(!quick);
             }
+    // Connection churn, for the servers whose accept path differs.
+    for (auto& [name, make] : servers) {
+        if (name.find("timeouts") != std::string::npos || name.find("plain_reads") != std::string::npos ||
+            name.find("receive") != std::string::npos || name.find("batched") != std::string::npos ||
+            name == "blocking_threads")
+            continue;
+        const std::string bench_name = "churn/" + name;
+        benchmark::RegisterBenchmark(bench_name.c_str(), [make = make](benchmark::State& s) { run_churn(s, make); })
+            ->UseRealTime()
+            ->Unit(benchmark::kMicrosecond)
+            ->MinTime(quick ? 0.2 : 0.5)
+            ->Repetitions(quick ? 1 : 3)
+            ->ReportAggregatesOnly(!quick);
+    }
 }
 
 }  // namespace

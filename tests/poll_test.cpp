@@ -16,8 +16,10 @@ namespace {}  // namespace
 TEST_CASE("wait_readable completes when data arrives") {
     pipe_pair p;
     corio::run([&]() -> corio::task<> {
-        corio::event_loop::current().call_later(10ms, [&] { CHECK(::write(p.wr, "x", 1) == 1); });
+        // The clock starts before the timer is set: on a loaded machine time passes between
+        // the two, and the wait, measured from after it, would look shorter than 10 ms.
         const auto t0 = clock::now();
+        corio::event_loop::current().call_later(10ms, [&] { CHECK(::write(p.wr, "x", 1) == 1); });
         unsigned events = co_await corio::wait_readable(p.rd);
         CHECK((events & POLLIN) != 0);
         CHECK(ms_since(t0) >= 9.0);

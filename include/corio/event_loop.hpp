@@ -86,7 +86,7 @@ struct loop_options {
     /// complete once the kernel has let go of the caller's buffer; 0: never. Off by default:
     /// see the README's backend section for where it pays.
     std::size_t zero_copy_send = 0;
-    /// io_uring: with operations in flight, a wait collects up to 16 completions for up to
+    /// io_uring: with operations in flight, a wait collects up to 64 completions for up to
     /// this long before the loop runs them (min-wait, Linux 6.12): fewer io_uring_enter calls
     /// under load, at up to this much added latency. 0: a wait returns at the first one.
     std::chrono::microseconds batch_wait{0};

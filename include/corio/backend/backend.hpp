@@ -54,24 +54,24 @@ struct io_op {
     void (*complete)(io_op*) noexcept = nullptr;
 
     // Backend bookkeeping.
-    io_op* next = nullptr;   // epoll: waiters on one fd; io_uring: what waits for an SQE
-    io_op* prev = nullptr;   // io_uring: the same list, doubly linked
-    bool in_kernel = false;  // submitted and not yet completed (io_uring: perhaps still parked)
-    bool cancel_requested = false;
-    bool waiting_ready = false;  // io_uring: polling before a retry after -EAGAIN
-    std::uint8_t parked = 0;     // io_uring: 1 the op waits for an SQE, 2 its cancel does
-    bool counted = false;        // io_uring: counted among its socket's operations in flight
+    io_op* next = nullptr;    // epoll: waiters on one fd; io_uring: what waits for an SQE
+    io_op* prev = nullptr;    // io_uring: the same list, doubly linked
+    bool in_kernel = false;   // submitted and not yet completed (io_uring: perhaps still parked)
+    std::uint8_t parked = 0;  // io_uring: 1 the op waits for an SQE, 2 its cancel does
     // recv for tcp_stream::receive: the result's bytes are handed over, not copied. On
     // completion buf points at them and offset is the receive-pool buffer's id (the
     // backend's lease_home takes it back), or -1: buf was malloc'd for this op.
     bool lease = false;
-    // io_uring: a recv issued right after a send on its socket, which is not expected to
-    // find data yet: it waits for readiness before trying (IORING_RECVSEND_POLL_FIRST).
+    // The io_uring backend's per-submission state, next to each other so that starting an
+    // op clears them in one store.
+    bool cancel_requested = false;
+    bool waiting_ready = false;  // polling before a retry after -EAGAIN
+    bool counted = false;        // counted among its socket's operations in flight
+    // A recv issued right after a send on its socket, which is not expected to find data
+    // yet: it waits for readiness before trying (IORING_RECVSEND_POLL_FIRST).
     bool poll_first = false;
-    // io_uring: a send that goes as a zero-copy send (loop_options::zero_copy_send).
-    bool zero_copy = false;
-    // io_uring: its socket is in the ring's table of registered files (IOSQE_FIXED_FILE).
-    bool fixed_file = false;
+    bool zero_copy = false;   // a send that goes zero-copy (loop_options::zero_copy_send)
+    bool fixed_file = false;  // its socket is in the table of registered files (IOSQE_FIXED_FILE)
 };
 
 /// Where tcp_stream::receive's leases give their buffers back (the io_uring backend's

@@ -1458,30 +1458,38 @@ private:
         return true;
     }
 
-    // One completion: the wakeup, a cancel by fd's answer, or an op's.
+    // One completion, told by the low three bits of its user_data: a socket's multishot
+    // receive (the hot path), an op's (0, or 2 while it polls before a retry), or one of
+    // the backend's own requests.
     void complete_one(__u64 data, int res, unsigned cflags, bool& woke) {
-        if (data == 0) return;
-        if (CORIO_UNLIKELY(data == wakeup_tag)) {
-            woke = on_wakeup(res, cflags) || woke;
-            return;
-        }
-        if ((data & 7U) == recv_tag) {
+        const __u64 tag = data & 7U;
+        if (tag == recv_tag) {
             on_received(static_cast<std::size_t>(data >> 3), res, cflags);
             return;
         }
-        if ((data & 7U) == accept_tag) {
-            on_accepted(static_cast<std::size_t>(data >> 3), res, cflags);
+        if (CORIO_LIKELY((tag == 0 && data != 0) || tag == poll_tag)) {
+            complete_op(data, res, cflags);
             return;
         }
-        if (CORIO_UNLIKELY((data & 7U) == fd_cancel_tag)) {
-            on_fd_cancel_result(static_cast<int>(data >> 3), res);
-            return;
+        switch (tag) {
+            case wakeup_tag:
+                if (data == wakeup_tag) woke = on_wakeup(res, cflags) || woke;
+                return;
+            case accept_tag:
+                on_accepted(static_cast<std::size_t>(data >> 3), res, cflags);
+                return;
+            case fd_cancel_tag:
+                on_fd_cancel_result(static_cast<int>(data >> 3), res);
+                return;
+            case register_tag:
+                on_registered(static_cast<std::size_t>(data >> 3), res);
+                return;
+            default:
+                return;  // an async cancel's own answer (0), a table entry's removal
         }
-        if (CORIO_UNLIKELY((data & 7U) == register_tag)) {
-            on_registered(static_cast<std::size_t>(data >> 3), res);
-            return;
-        }
-        if (CORIO_UNLIKELY((data & 7U) == unregister_tag)) return;
+    }
+
+    void complete_op(__u64 data, int res, unsigned cflags) noexcept {
         auto* op = reinterpret_cast<io_op*>(static_cast<std::uintptr_t>(data & ~poll_tag));
         if (CORIO_UNLIKELY((cflags & (IORING_CQE_F_MORE | IORING_CQE_F_NOTIF)) != 0U)) {
             // A zero-copy send: its result comes first, with a notification to follow once
@@ -1595,7 +1603,7 @@ private:
     bool has_min_wait_ = false;
     std::uint64_t batched_waits_ = 0;
     static constexpr unsigned feat_min_timeout = 1U << 15;  // IORING_FEAT_MIN_TIMEOUT (Linux 6.12)
-    static constexpr std::size_t max_batch = 16;            // completions a batched wait waits for
+    static constexpr std::size_t max_batch = 64;            // completions a batched wait waits for
     std::uint8_t files_state_ = pool_untried;               // the table of registered files: untried, on, off
     static constexpr std::uint8_t files_on = pool_on, files_off = pool_off;
     unsigned files_size_ = 0;
