@@ -3,6 +3,7 @@
 #
 #   server.sh start DIR PORT   initdb into DIR/data, listen on a Unix socket in DIR only
 #   server.sh stop DIR         stop it and remove DIR
+#   server.sh check            exit 0 when the server's binaries are here, else say what is missing
 #
 # The server listens on no TCP port (listen_addresses=''), so it cannot collide with a
 # cluster the postgresql package started; its socket, lock file and data live in DIR.
@@ -12,10 +13,11 @@
 # PostgreSQL refuses to run as root.
 set -euo pipefail
 
-usage() { echo "usage: server.sh start DIR PORT | stop DIR" >&2; exit 2; }
-[ $# -ge 2 ] || usage
+usage() { echo "usage: server.sh start DIR PORT | stop DIR | check" >&2; exit 2; }
+[ $# -ge 1 ] || usage
 cmd=$1
-dir=$2
+[ "$cmd" = check ] || [ $# -ge 2 ] || usage
+dir=${2:-}
 
 # The newest server installed: Debian's /usr/lib/postgresql/<version>/bin, else PATH.
 bindir="${CORIO_PG_BINDIR:-}"
@@ -49,6 +51,9 @@ stop_server() {
 }
 
 case "$cmd" in
+  check)
+    echo "server.sh: PostgreSQL server binaries in $bindir"
+    ;;
   start)
     [ $# -eq 3 ] || usage
     port=$3
