@@ -689,7 +689,7 @@ plot {', '.join(plots)}
 
 
 def headline_configs(quick):
-    """The README's table: the five workloads, in its order."""
+    """The README's table: the headline workloads (io_db where a server was at hand), in its order."""
     return ["io_wait/n=10000/w=10ms", "io_socket/n=1000/w=10ms", "io_db/n=1000/w=10ms",
             "cpu/n=1000/c=100us" if quick else "cpu/n=10000/c=100us", "mixed/n=1000/w=10ms/c=100us",
             "simul_chess/n=24"]

@@ -6,7 +6,6 @@
 // local first, then checked.
 
 #include <catch2/catch.hpp>
-#include <stdlib.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -46,6 +45,40 @@ corio::task<bool> running_on_server(pg::connection& observer, int pid, std::stri
         co_await corio::sleep(10ms);
     }
     co_return false;
+}
+
+// The pg::error a query ends with; nullopt when it succeeds. (A pointer, not a reference:
+// a coroutine's reference parameter may outlive what it refers to.)
+template <class... Args>
+corio::task<std::optional<pg::error>> query_error(pg::connection* conn, std::string sql, Args... args) {
+    try {
+        co_await conn->query(std::move(sql), args...);
+    } catch (const pg::error& e) {
+        co_return e;
+    }
+    co_return std::nullopt;
+}
+
+// The pg::error a connect ends with; nullopt when it connects.
+corio::task<std::optional<pg::error>> connect_error(std::string conninfo) {
+    try {
+        co_await pg::connection::connect(std::move(conninfo));
+    } catch (const pg::error& e) {
+        co_return e;
+    }
+    co_return std::nullopt;
+}
+
+// The pg::error an outcome holds; nullopt for a value or another exception.
+std::optional<pg::error> error_in(const corio::outcome<pg::result>& o) {
+    if (!o.has_error()) return std::nullopt;
+    try {
+        std::rethrow_exception(o.error());
+    } catch (const pg::error& e) {
+        return e;
+    } catch (...) {
+    }
+    return std::nullopt;
 }
 
 template <class F>
@@ -154,12 +187,7 @@ TEST_CASE("execute returns the number of rows a command affected") {
 TEST_CASE("a query error carries its SQLSTATE and the connection stays usable") {
     corio::run([]() -> corio::task<> {
         pg::connection conn = co_await pg::connection::connect(dsn());
-        std::optional<pg::error> missing;
-        try {
-            co_await conn.query("SELECT * FROM no_such_table");
-        } catch (const pg::error& e) {
-            missing = e;
-        }
+        const std::optional<pg::error> missing = co_await query_error(&conn, "SELECT * FROM no_such_table");
         REQUIRE(missing);
         CHECK(missing->sqlstate() == "42P01");
         CHECK(missing->step() == "query");
@@ -167,12 +195,7 @@ TEST_CASE("a query error carries its SQLSTATE and the connection stays usable") 
         CHECK_THAT(missing->what(), Catch::Contains("SQLSTATE 42P01"));
         CHECK_FALSE(missing->connection_lost());
 
-        std::optional<pg::error> division;
-        try {
-            co_await conn.query("SELECT 1 / $1::int", 0);
-        } catch (const pg::error& e) {
-            division = e;
-        }
+        const std::optional<pg::error> division = co_await query_error(&conn, "SELECT 1 / $1::int", 0);
         REQUIRE(division);
         CHECK(division->sqlstate() == "22012");
         CHECK(conn.is_open());
@@ -184,14 +207,8 @@ TEST_CASE("a query error carries its SQLSTATE and the connection stays usable") 
 TEST_CASE("a refused connection is a clear error") {
     char dir[] = "/tmp/corio-pg-none-XXXXXX";  // a socket directory where no server listens
     REQUIRE(::mkdtemp(dir) != nullptr);
-    std::optional<pg::error> refused;
-    corio::run([&]() -> corio::task<> {
-        try {
-            co_await pg::connection::connect(std::string("host=") + dir + " port=5432 dbname=postgres user=postgres");
-        } catch (const pg::error& e) {
-            refused = e;
-        }
-    }());
+    const std::optional<pg::error> refused =
+        corio::run(connect_error(std::string("host=") + dir + " port=5432 dbname=postgres user=postgres"));
     ::rmdir(dir);
     REQUIRE(refused);
     CHECK(refused->step() == "connect");
@@ -201,12 +218,7 @@ TEST_CASE("a refused connection is a clear error") {
 
 TEST_CASE("a wrong password is a clear error and the right one connects") {
     corio::run([]() -> corio::task<> {
-        std::optional<pg::error> denied;
-        try {
-            co_await pg::connection::connect(dsn() + " user=corio_password password=wrong");
-        } catch (const pg::error& e) {
-            denied = e;
-        }
+        const std::optional<pg::error> denied = co_await connect_error(dsn() + " user=corio_password password=wrong");
         REQUIRE(denied);
         CHECK(denied->step() == "connect");
         CHECK_THAT(denied->what(), Catch::Contains("password authentication failed for user \"corio_password\""));
@@ -218,12 +230,7 @@ TEST_CASE("a wrong password is a clear error and the right one connects") {
 
 TEST_CASE("a bad connection string is a clear error") {
     corio::run([]() -> corio::task<> {
-        std::optional<pg::error> bad;
-        try {
-            co_await pg::connection::connect("no_such_keyword=1");
-        } catch (const pg::error& e) {
-            bad = e;
-        }
+        const std::optional<pg::error> bad = co_await connect_error("no_such_keyword=1");
         REQUIRE(bad);
         CHECK(bad->step() == "connect");
         CHECK_THAT(bad->what(), Catch::Contains("no_such_keyword"));
@@ -301,12 +308,7 @@ TEST_CASE("a query whose server connection is terminated is an error naming it, 
         CHECK(conn.is_broken());
         CHECK_FALSE(conn.is_open());
         // The next query on it fails at once, saying why.
-        std::optional<pg::error> after;
-        try {
-            co_await conn.query("SELECT 1");
-        } catch (const pg::error& e) {
-            after = e;
-        }
+        const std::optional<pg::error> after = co_await query_error(&conn, "SELECT 1");
         REQUIRE(after);
         CHECK(after->connection_lost());
         CHECK_THAT(after->what(), Catch::Contains("broken"));
@@ -319,13 +321,8 @@ TEST_CASE("a connection whose server went away while idle fails its next query c
         pg::connection killer = co_await pg::connection::connect(dsn());
         const int pid = conn.backend_pid();
         co_await killer.query("SELECT pg_terminate_backend($1, 5000)", pid);  // waits for the backend to exit
-        std::optional<pg::error> lost;
         const auto t0 = clock::now();
-        try {
-            co_await conn.query("SELECT 1");
-        } catch (const pg::error& e) {
-            lost = e;
-        }
+        const std::optional<pg::error> lost = co_await query_error(&conn, "SELECT 1");
         CHECK(ms_since(t0) < 5000);
         REQUIRE(lost);
         CHECK(lost->connection_lost());
@@ -387,13 +384,9 @@ TEST_CASE("the pool drops a broken connection instead of lending it again") {
             auto conn = co_await db.acquire();
             dead_pid = conn->backend_pid();
             co_await killer.query("SELECT pg_terminate_backend($1, 5000)", dead_pid);
-            bool failed = false;
-            try {
-                co_await conn->query("SELECT 1");
-            } catch (const pg::error& e) {
-                failed = e.connection_lost();
-            }
-            CHECK(failed);
+            const std::optional<pg::error> failed = co_await query_error(&*conn, "SELECT 1");
+            REQUIRE(failed);
+            CHECK(failed->connection_lost());
         }
         CHECK(db.open() == 0);  // closed, not returned
         CHECK(db.idle() == 0);
@@ -466,14 +459,11 @@ TEST_CASE("a pipeline of 1000 queries answers in order and a failing query fails
             if (out[i].has_value() && out[i].value()[0][0].as<int>() == 2 * i) ++right;
         }
         CHECK(right == 999);
-        REQUIRE(out[500].has_error());
-        try {
-            std::rethrow_exception(out[500].error());
-        } catch (const pg::error& e) {
-            CHECK(e.sqlstate() == "22012");
-            CHECK(e.step() == "pipeline[500]");
-            CHECK_FALSE(e.aborted());
-        }
+        const std::optional<pg::error> division = error_in(out[500]);
+        REQUIRE(division);
+        CHECK(division->sqlstate() == "22012");
+        CHECK(division->step() == "pipeline[500]");
+        CHECK_FALSE(division->aborted());
         CHECK(conn.is_open());
         pg::result r = co_await conn.query("SELECT 3");  // out of pipeline mode again
         CHECK(r[0][0].as<int>() == 3);
@@ -496,23 +486,16 @@ TEST_CASE("a pipeline synced at its end skips the queries after a failure and sa
         int skipped = 0;
         for (int i = 0; i < 1000; ++i) {
             if (i < 500 && out[i].has_value() && out[i].value()[0][0].as<int>() == i) ++before;
-            if (i > 500 && out[i].has_error()) {
-                try {
-                    std::rethrow_exception(out[i].error());
-                } catch (const pg::error& e) {
-                    if (e.aborted() && std::string(e.what()).find("query 500") != std::string::npos) ++skipped;
-                }
-            }
+            const std::optional<pg::error> e = error_in(out[i]);
+            if (i > 500 && e && e->aborted() && std::string(e->what()).find("query 500") != std::string::npos)
+                ++skipped;
         }
         CHECK(before == 500);
         CHECK(skipped == 499);
-        REQUIRE(out[500].has_error());
-        try {
-            std::rethrow_exception(out[500].error());
-        } catch (const pg::error& e) {
-            CHECK(e.sqlstate() == "42P01");
-            CHECK_FALSE(e.aborted());
-        }
+        const std::optional<pg::error> missing = error_in(out[500]);
+        REQUIRE(missing);
+        CHECK(missing->sqlstate() == "42P01");
+        CHECK_FALSE(missing->aborted());
         pg::result r = co_await conn.query("SELECT 4");
         CHECK(r[0][0].as<int>() == 4);
     }());
