@@ -250,8 +250,9 @@ TEST_CASE("cancelling a running query reaches the server and the connection work
         const bool cancelled = co_await ends_cancelled(sleeping);
         CHECK(cancelled);
         // The drain waits for the server to end the statement: only the cancel request can
-        // end a 10 s sleep this soon.
+        // end a 10 s sleep this soon, and the server said so.
         CHECK(ms_since(t0) < 5000);
+        CHECK(conn.last_cancel_sqlstate() == "57014");
         CHECK(conn.is_open());
         pg::result r = co_await conn.query("SELECT 5");
         CHECK(r[0][0].as<int>() == 5);
@@ -275,6 +276,7 @@ TEST_CASE("wait_for on a running query times out, cancels it on the server, and 
         const double ms = ms_since(t0);
         CHECK(ms >= 190);
         CHECK(ms < 5000);
+        CHECK(conn.last_cancel_sqlstate() == "57014");
         CHECK(conn.is_open());
         pg::result r = co_await conn.query("SELECT 'after'");
         CHECK(r[0][0].as<std::string>() == "after");
@@ -518,6 +520,7 @@ TEST_CASE("a timed-out pipeline is cancelled on the server and the connection wo
         }
         CHECK(timed_out);
         CHECK(ms_since(t0) < 5000);
+        CHECK(conn.last_cancel_sqlstate() == "57014");
         CHECK(conn.is_open());
         pg::result r = co_await conn.query("SELECT 6");
         CHECK(r[0][0].as<int>() == 6);
@@ -538,4 +541,24 @@ TEST_CASE("a cancelled connect ends at once and closes what it opened") {
         CHECK(cancelled);
     }());
     CHECK(fd_count() == fds);
+}
+
+TEST_CASE("a pipeline larger than the socket buffers both ways is sent and read without a deadlock") {
+    corio::run([]() -> corio::task<> {
+        pg::connection conn = co_await pg::connection::connect(dsn());
+        // 3,000 queries of 4 KiB each, each answered with its 4 KiB: 12 MiB each way, far more
+        // than the socket holds. The server blocks writing answers until the client reads,
+        // while the client is still sending: the flush must read as it waits.
+        const std::string payload(4096, 'p');
+        std::vector<pg::statement> batch;
+        for (int i = 0; i < 3000; ++i) batch.emplace_back("SELECT $1::int, $2::text", i, payload);
+        auto out = co_await conn.pipeline(std::move(batch));
+        REQUIRE(out.size() == 3000);
+        int right = 0;
+        for (int i = 0; i < 3000; ++i) {
+            const auto& r = out[i].value();
+            if (r[0][0].as<int>() == i && r[0][1].text() == payload) ++right;
+        }
+        CHECK(right == 3000);
+    }());
 }

@@ -276,6 +276,10 @@ public:
     [[nodiscard]] bool in_transaction() const noexcept { return c_ && PQtransactionStatus(c_.get()) != PQTRANS_IDLE; }
     /// The server process serving this connection (pg_stat_activity.pid); 0 when closed.
     [[nodiscard]] int backend_pid() const noexcept { return c_ ? PQbackendPID(c_.get()) : 0; }
+    /// The SQLSTATE the server ended the last cancelled query with: "57014" (query
+    /// cancelled) when the cancel request reached it while it ran; empty when it had
+    /// finished first, or no query on this connection was cancelled.
+    [[nodiscard]] const std::string& last_cancel_sqlstate() const noexcept { return cancel_sqlstate_; }
     /// How long a cancelled query may take to send its cancel request and read the rest of
     /// its answer before the connection is given up as broken (default 10 s).
     void set_cancel_timeout(std::chrono::milliseconds d) noexcept { cancel_timeout_ = d; }
@@ -377,6 +381,7 @@ private:
         co_await shielded;
     }
     task<> recover_unshielded() {
+        cancel_sqlstate_.clear();
         if (is_broken()) co_return;
         try {
             co_await send_cancel();
@@ -418,6 +423,7 @@ private:
                 result r = co_await next_result("cancel");
                 if (r.native_handle() != nullptr && PQresultStatus(r.native_handle()) == PGRES_PIPELINE_SYNC)
                     --pending_syncs_;
+                note_cancel(r);
             }
             if (PQexitPipelineMode(c) == 0) throw fail("cancel");
             co_return;
@@ -425,10 +431,19 @@ private:
         for (;;) {
             result r = co_await next_result("cancel");
             if (r.native_handle() == nullptr) co_return;
+            note_cancel(r);
         }
     }
 
+    // The first error the drain meets is what the cancel did to the query.
+    void note_cancel(const result& r) {
+        PGresult* p = r.native_handle();
+        if (p != nullptr && cancel_sqlstate_.empty() && PQresultStatus(p) == PGRES_FATAL_ERROR)
+            cancel_sqlstate_ = detail::field_of(p, PG_DIAG_SQLSTATE);
+    }
+
     std::unique_ptr<PGconn, detail::conn_deleter> c_;
+    std::string cancel_sqlstate_;
     std::chrono::milliseconds cancel_timeout_{10'000};
     std::size_t pending_syncs_ = 0;
     bool broken_ = false;
