@@ -6,8 +6,10 @@
 //   event_loop+pool/T   the loop, with the CPU part sent to a pool of T through run_in
 //
 // Workloads: io_wait (wait W), io_socket (a request over loopback TCP to a server that
-// answers after W: connect, send, receive), cpu (C us of hashing), mixed (wait W, then
-// C us: a web request), simul_chess (the exhibition from examples/). Each row reports the wall time
+// answers after W: connect, send, receive), io_db (a query to a real PostgreSQL server that
+// takes W there: SELECT pg_sleep(W), $1; built where libpq is found), cpu (C us of
+// hashing), mixed (wait W, then C us: a web request), simul_chess (the exhibition from
+// examples/). Each row reports the wall time
 // (manual time, one run per repetition), and counters the report turns into speedups:
 // ideal_s (the mode's ideal time on this machine), seq_ideal_s, and extrapolated (1, or
 // the factor a blocking run was scaled by: see run_blocking).
@@ -22,7 +24,10 @@
 #include <algorithm>
 #include <chrono>
 #include <cmath>
+#include <cstdio>
+#include <cstdlib>
 #include <cstring>
+#include <functional>
 #include <fstream>
 #include <future>
 #include <memory>
@@ -32,6 +37,12 @@
 #include <vector>
 
 #include <corio/corio.hpp>
+
+#if CORIO_BENCH_POSTGRES
+#include <latch>
+
+#include <corio/postgres.hpp>
+#endif
 
 #include "common.hpp"
 
@@ -106,8 +117,90 @@ corio::task<> async_request(const workload& w) {
     co_await s.read_exact(corio::mutable_buffer(&reply, 1));
 }
 
+#if CORIO_BENCH_POSTGRES
+// ---- io_db: the server is the one CORIO_PG_DSN names, else a throw-away one this process
+// starts (tests/postgres/server.sh: initdb into /tmp, a Unix socket there) and stops at exit.
+
+std::string db_sql() { return "SELECT pg_sleep($1::float8), $2::int"; }
+
+// Why io_db cannot run here ("" when it can): neither a server given nor one to start.
+std::string db_unavailable() {
+    const char* env = std::getenv("CORIO_PG_DSN");
+    if (env != nullptr && *env != '\0') return "";
+    const std::string check = std::string("bash '") + CORIO_BENCH_PG_SCRIPT + "' check >/dev/null";
+    if (std::system(check.c_str()) != 0)
+        return "no PostgreSQL server to start (Debian: apt-get install postgresql) and no CORIO_PG_DSN";
+    return "";
+}
+
+std::string db_dir() { return "/tmp/corio-pg-bench-" + std::to_string(::getpid()); }
+
+void db_stop() {
+    const std::string stop = std::string("bash '") + CORIO_BENCH_PG_SCRIPT + "' stop '" + db_dir() + "' >/dev/null";
+    if (std::system(stop.c_str()) != 0) std::fprintf(stderr, "bench_modes: stopping the io_db server failed\n");
+}
+
+// The connection string, starting the server at the first call.
+const std::string& db_dsn() {
+    static const std::string dsn = [] {
+        if (const char* env = std::getenv("CORIO_PG_DSN"); env != nullptr && *env != '\0') return std::string(env);
+        const std::string start =
+            std::string("bash '") + CORIO_BENCH_PG_SCRIPT + "' start '" + db_dir() + "' 55433 >/dev/null";
+        if (std::system(start.c_str()) != 0) throw std::runtime_error("io_db: the PostgreSQL server did not start");
+        std::atexit(db_stop);
+        return "host=" + db_dir() + " port=55433 dbname=postgres user=postgres";
+    }();
+    return dsn;
+}
+
+struct pgconn_deleter {
+    void operator()(PGconn* c) const noexcept { PQfinish(c); }
+};
+
+// Each thread's own blocking connection (a pool thread's closes when the thread ends).
+PGconn* thread_db() {
+    thread_local std::unique_ptr<PGconn, pgconn_deleter> conn;
+    if (!conn) {
+        conn.reset(PQconnectdb(db_dsn().c_str()));
+        if (PQstatus(conn.get()) != CONNECTION_OK)
+            throw std::runtime_error(std::string("io_db: connect: ") + PQerrorMessage(conn.get()));
+    }
+    return conn.get();
+}
+
+std::string db_wait_s(const workload& w) { return std::to_string(w.w_us * 1e-6); }
+
+void blocking_db_request(const workload& w) {
+    const std::string wait = db_wait_s(w);
+    const char* values[] = {wait.c_str(), "1"};
+    PGresult* r = PQexecParams(thread_db(), db_sql().c_str(), 2, nullptr, values, nullptr, nullptr, 0);
+    const bool ok = PQresultStatus(r) == PGRES_TUPLES_OK;
+    const std::string why = ok ? "" : PQresultErrorMessage(r);
+    PQclear(r);
+    if (!ok) throw std::runtime_error("io_db: blocking request: " + why);
+}
+
+// Every pool thread opens its connection before the clock starts: each takes one job and
+// holds it until all have theirs.
+void warm_db(bench::blocking_pool* pool, unsigned t) {
+    if (pool == nullptr) {
+        thread_db();
+        return;
+    }
+    std::latch all(t);
+    const std::function<void(long)> open = [&](long) {
+        thread_db();
+        all.arrive_and_wait();
+    };
+    pool->run(t, open);
+}
+#endif
+
 void blocking_job(const workload& w) {
     if (w.kind == "io_socket") return blocking_request(w);
+#if CORIO_BENCH_POSTGRES
+    if (w.kind == "io_db") return blocking_db_request(w);
+#endif
     if (w.w_us > 0) std::this_thread::sleep_for(usec(w.w_us));
     if (w.c_us > 0) bench::cpu_work(w.c_us);
 }
@@ -173,6 +266,9 @@ void run_blocking(benchmark::State& state, const workload& w, unsigned t) {
     std::unique_ptr<bench::blocking_pool> pool;
     if (t > 0) pool = std::make_unique<bench::blocking_pool>(t);
     const std::function<void(long)> job = [&](long) { blocking_job(w); };
+#if CORIO_BENCH_POSTGRES
+    if (w.kind == "io_db") warm_db(pool.get(), t);
+#endif
     for (auto _ : state) {
         const auto t0 = steady::now();
         if (pool)
@@ -200,6 +296,67 @@ void run_event_loop(benchmark::State& state, const workload& w, unsigned pool_th
     }
     set_counters(state, w, pool ? ideal_loop_pool(w, pool_threads) : ideal_loop(w), 1, pool ? pool_threads : 1);
 }
+
+#if CORIO_BENCH_POSTGRES
+// io_db on the loop, K connections, one query each at a time: a corio::pg::pool of K, its
+// connections opened before the clock starts.
+void db_event_loop(benchmark::State& state, const workload& w, unsigned conns) {
+    corio::event_loop loop;
+    const std::string dsn = db_dsn();
+    for (auto _ : state) {
+        const double s = loop.run([&]() -> corio::task<double> {
+            corio::pg::pool db(dsn, conns);
+            {
+                std::vector<corio::pg::pool::lease> warm;
+                for (unsigned k = 0; k < conns; ++k) warm.push_back(co_await db.acquire());
+            }
+            const auto t0 = steady::now();
+            std::vector<corio::task<>> jobs;
+            jobs.reserve(static_cast<std::size_t>(w.n));
+            for (long i = 0; i < w.n; ++i) {
+                jobs.push_back([](corio::pg::pool& p, const workload& wl, long id) -> corio::task<> {
+                    auto conn = co_await p.acquire();
+                    corio::pg::result r = co_await conn->query(db_sql(), db_wait_s(wl), id);
+                    if (r[0][1].as<long>() != id) throw std::runtime_error("io_db: a wrong answer");
+                }(db, w, i));
+            }
+            co_await corio::gather(std::move(jobs));
+            co_return duration<double>(steady::now() - t0).count();
+        });
+        state.SetIterationTime(s);
+    }
+    const double rounds = std::ceil(static_cast<double>(w.n) / conns);
+    set_counters(state, w, rounds * w.w_us * 1e-6, 1, conns);
+}
+
+// io_db on the loop over one connection in pipeline mode: every query sent before the
+// first answer is read. The server runs one connection's queries one after another, so n
+// waits of W take n × W however they are sent: the run takes what fits the time budget
+// and is scaled to n, as run_blocking does (the factor is kept in "extrapolated").
+void db_pipelined(benchmark::State& state, const workload& w) {
+    corio::event_loop loop;
+    const std::string dsn = db_dsn();
+    const long jobs = std::clamp(static_cast<long>(budget_s() / (w.w_us * 1e-6)), 1L, w.n);
+    const double factor = static_cast<double>(w.n) / static_cast<double>(jobs);
+    for (auto _ : state) {
+        const double s = loop.run([&]() -> corio::task<double> {
+            auto conn = co_await corio::pg::connection::connect(dsn);
+            std::vector<corio::pg::statement> batch;
+            batch.reserve(static_cast<std::size_t>(jobs));
+            for (long i = 0; i < jobs; ++i) batch.emplace_back(db_sql(), db_wait_s(w), i);
+            const auto t0 = steady::now();
+            auto out = co_await conn.pipeline(std::move(batch));
+            const double elapsed = duration<double>(steady::now() - t0).count();
+            for (long i = 0; i < jobs; ++i)
+                if (out[static_cast<std::size_t>(i)].value()[0][1].as<long>() != i)
+                    throw std::runtime_error("io_db: a wrong answer in the pipeline");
+            co_return elapsed;
+        });
+        state.SetIterationTime(s * factor);
+    }
+    set_counters(state, w, ideal_sequential(w), factor, 1);
+}
+#endif
 
 // ---- simul_chess: 24 boards, 30 move pairs; the master's 5 s per move is her own CPU
 // time (one master: a mutex in the pool mode), each opponent's 55 s is waiting.
@@ -325,10 +482,41 @@ void register_workload(const workload& w) {
                                                    [w, t](benchmark::State& s) { run_event_loop(s, w, t); }));
 }
 
+// io_db: sequential, thread_pool/T (T up to 128, not 256: each thread holds a server
+// connection, and the server started here allows 300),
+// and the loop over one pipelined connection or K plain ones.
+void register_db(const workload& w) {
+#if CORIO_BENCH_POSTGRES
+    if (const std::string why = db_unavailable(); !why.empty()) {
+        std::fprintf(stderr, "bench_modes: io_db skipped: %s\n", why.c_str());
+        benchmark::AddCustomContext("io_db_skipped", why);
+        return;
+    }
+    const std::string base = label(w);
+    configure(benchmark::RegisterBenchmark((base + "/sequential").c_str(),
+                                           [w](benchmark::State& s) { run_blocking(s, w, 0); }));
+    std::vector<unsigned> sizes;
+    for (unsigned t : pool_sizes(true)) sizes.push_back(std::min(t, 128U));
+    sizes.erase(std::unique(sizes.begin(), sizes.end()), sizes.end());
+    for (unsigned t : sizes)
+        configure(benchmark::RegisterBenchmark((base + "/thread_pool/T=" + std::to_string(t)).c_str(),
+                                               [w, t](benchmark::State& s) { run_blocking(s, w, t); }));
+    configure(benchmark::RegisterBenchmark((base + "/event_loop/K=1/pipelined").c_str(),
+                                           [w](benchmark::State& s) { db_pipelined(s, w); }));
+    for (unsigned k : quick ? std::vector<unsigned>{16, 128} : std::vector<unsigned>{16, 64, 128})
+        configure(benchmark::RegisterBenchmark((base + "/event_loop/K=" + std::to_string(k)).c_str(),
+                                               [w, k](benchmark::State& s) { db_event_loop(s, w, k); }));
+#else
+    (void)w;
+    benchmark::AddCustomContext("io_db_skipped", "bench_modes was built without libpq (Debian: libpq-dev)");
+#endif
+}
+
 void register_all() {
     for (long n : {100L, 1000L, 10000L})
         for (double w : {1000.0, 10000.0}) register_workload({"io_wait", n, w, 0});
     register_workload({"io_socket", 1000, 10000, 0});
+    register_db({"io_db", 1000, 10000, 0});
     for (double c : {1.0, 10.0, 100.0}) register_workload({"cpu", quick ? 1000 : 10000, 0, c});
     register_workload({"mixed", 1000, 10000, 100});
     if (!quick) register_workload({"mixed", 10000, 10000, 100});

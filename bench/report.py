@@ -447,9 +447,12 @@ def parse_mode_rows(rows):
         config = "/".join(parts[:mode_at])
         mode = parts[mode_at]
         threads = int(parts[mode_at + 1][2:]) if len(parts) > mode_at + 1 else 1
+        # io_db's event loop rows say how it used its connections: K=1/pipelined, K=16...
+        variant = "/".join(parts[mode_at + 1:]) if mode == "event_loop" and len(parts) > mode_at + 1 else None
         configs.setdefault(config, []).append(
             dict(
                 mode=mode,
+                variant=variant,
                 threads=threads,
                 time=seconds(row),
                 ideal=row["ideal_s"],
@@ -465,7 +468,15 @@ def parse_mode_rows(rows):
 def mode_label(e):
     if e["mode"] in ("thread_pool", "event_loop+pool"):
         return f"{e['mode']}/{e['threads']}"
+    if e.get("variant"):
+        return f"{e['mode']}/{e['variant']}"
     return e["mode"]
+
+
+def best_loop(entries):
+    """The event loop's row; io_db has several (one pipelined connection, K connections): the fastest."""
+    loops = [e for e in entries if e["mode"] == "event_loop"]
+    return min(loops, key=lambda e: e["time"]) if loops else None
 
 
 def sequential(entries):
@@ -556,7 +567,7 @@ def label_spot(text, value, span, others, vertical, to_frac):
 
 def loop_against_pool(entries):
     """'31× faster than' / '2.0× slower than' the best thread pool, and that pool; (None, None)."""
-    loop = next((e for e in entries if e["mode"] == "event_loop"), None)
+    loop = best_loop(entries)
     pools = [e for e in entries if e["mode"] == "thread_pool"]
     if not loop or not pools:
         return None, None
@@ -577,7 +588,12 @@ def chart(config, entries, path, hw):
     base = os.path.splitext(os.path.basename(path))[0]
     threads = sorted({e["threads"] for e in entries})
     series = {}
+    variants = {}  # io_db's other event loop rows, each drawn flat in the loop's colour, dashed
+    loop = best_loop(entries)
     for e in entries:
+        if e["mode"] == "event_loop" and e is not loop:
+            variants[mode_label(e)] = [(threads[0], seq["time"] / e["time"]), (threads[-1], seq["time"] / e["time"])]
+            continue
         series.setdefault(e["mode"], []).append((e["threads"], seq["time"] / e["time"]))
     # Single-thread modes are drawn flat across the thread range.
     for flat in ("sequential", "event_loop"):
@@ -588,7 +604,7 @@ def chart(config, entries, path, hw):
     # for CPU work (the benchmark computes it per row).
     ideal = sorted((e["threads"], e["seq_ideal"] / e["ideal"]) for e in entries if e["mode"] == "thread_pool")
 
-    values = [v for pts in list(series.values()) + [ideal] for _, v in pts]
+    values = [v for pts in list(series.values()) + list(variants.values()) + [ideal] for _, v in pts]
     x_lo, x_hi = threads[0] / 1.3, max(threads[-1], hw) * 1.3
     y_lo, y_hi = min(values) / 1.6, max(values) * 3.5  # headroom above the top line for its label
     y_base = 10 if y_hi / y_lo > 200 else 2
@@ -611,7 +627,17 @@ def chart(config, entries, path, hw):
         else:
             style = f"with linespoints pt 7 ps 0.6 lw {3 if mode == 'event_loop' else 2} " \
                     f"lc rgb '{COLOURS[mode]}' title {gp_str(mode)}"
+        key_title = mode_label(loop) if mode == "event_loop" and loop and loop.get("variant") else mode
+        if key_title != mode:
+            style = style.replace(f"title {gp_str(mode)}", f"title {gp_str(key_title)}")
         plots.append(f"{gp_str(dat)} using 1:2 {style}")
+    for i, (name, pts) in enumerate(sorted(variants.items())):
+        dat = os.path.join(data_dir, f"{base}.variant{i}.dat")
+        with open(dat, "w") as f:
+            for t, v in pts:
+                f.write(f"{t} {v}\n")
+        plots.append(f"{gp_str(dat)} using 1:2 with lines dt {3 + i} lw 2 lc rgb '{COLOURS['event_loop']}' "
+                     f"title {gp_str(name)}")
 
     # The hardware threads as a vertical line with its own key entry: a label beside it would
     # cross the pool's line.
@@ -625,7 +651,7 @@ def chart(config, entries, path, hw):
     if "event_loop" in series:
         v = series["event_loop"][0][1]
         text = f"event loop {fmt_speedup(v)}"
-        others = [pts for mode, pts in series.items() if mode != "event_loop"] + [ideal]
+        others = [pts for mode, pts in series.items() if mode != "event_loop"] + list(variants.values()) + [ideal]
         lx, ly = label_spot(text, v, (threads[0], threads[-1]), others, hw, to_frac)
         labels.append(f"set label {gp_str(text)} at graph {lx:.3f}, graph {ly:.3f} left front "
                       f"font 'sans,13' tc rgb '{COLOURS['event_loop']}'")
@@ -663,8 +689,8 @@ plot {', '.join(plots)}
 
 
 def headline_configs(quick):
-    """The README's table: the five workloads, in its order."""
-    return ["io_wait/n=10000/w=10ms", "io_socket/n=1000/w=10ms",
+    """The README's table: the headline workloads (io_db where a server was at hand), in its order."""
+    return ["io_wait/n=10000/w=10ms", "io_socket/n=1000/w=10ms", "io_db/n=1000/w=10ms",
             "cpu/n=1000/c=100us" if quick else "cpu/n=10000/c=100us", "mixed/n=1000/w=10ms/c=100us",
             "simul_chess/n=24"]
 
@@ -682,6 +708,7 @@ def describe(config, short=False):
     words = {
         "io_wait": (f"{n} jobs each waiting {d('w')}", f"{n} × wait {d('w')}"),
         "io_socket": (f"{n} requests to a server answering after {d('w')}", f"{n} × request {d('w')}"),
+        "io_db": (f"{n} PostgreSQL queries each taking {d('w')} on the server", f"{n} × query {d('w')}"),
         "cpu": (f"{n} jobs of {d('c')} hashing", f"{n} × {d('c')} hashing"),
         "mixed": (f"{n} × (wait {d('w')}, then {d('c')} CPU)", f"{n} × ({d('w')} + {d('c')} CPU)"),
         "simul_chess": (f"{p.get('n', '?')} boards, scaled", f"{p.get('n', '?')} boards, scaled"),
@@ -693,7 +720,7 @@ def headline_row(entries, hw):
     """The README's cells for one workload: each (entry, speedup) or None, and the fastest."""
     seq = sequential(entries)
     pools = [e for e in entries if e["mode"] == "thread_pool"]
-    loop = next((e for e in entries if e["mode"] == "event_loop"), None)
+    loop = best_loop(entries)
     lps = [e for e in entries if e["mode"] == "event_loop+pool"]
     lp = next((e for e in lps if e["threads"] == hw), min(lps, key=lambda e: e["time"]) if lps else None)
     best = min(pools, key=lambda e: e["time"]) if pools else None
@@ -719,6 +746,8 @@ def headline_md(configs, quick, hw):
                 row.append("—")
                 continue
             threads = f" ({e['threads']} threads)" if key == "pool" else ""
+            if key == "loop" and e.get("variant"):
+                threads = f" ({e['variant']})"
             text = f"{fmt_time(e['time'])}{threads}: {fmt_speedup(seq['time'] / e['time'])}"
             why = past_ideal(e, entries)
             if why:
@@ -744,6 +773,8 @@ def headline_text(configs, quick, hw):
             e = cells[key]
             if e:
                 threads = f" ({e['threads']})" if key == "pool" else ""
+                if key == "loop" and e.get("variant"):
+                    threads = f" ({e['variant']})"
                 text = f"{fmt_short(e['time'])}{threads}: {fmt_speedup(seq['time'] / e['time'])}"
                 if past_ideal(e, entries):
                     text += " (!)"
@@ -1145,6 +1176,14 @@ def main():
            "number of rounds and were scaled to all rounds (marked ×rounds).", ""]
     md += ["## Headline", "", "Time and speedup over sequential; the fastest in bold.", "",
            headline_md(configs, args.quick, hw), ""]
+    db_skipped = modes["context"].get("io_db_skipped")
+    if db_skipped:
+        md += [f"io_db was not measured: {db_skipped}.", ""]
+    elif any(c.startswith("io_db/") for c in configs):
+        md += ["io_db: K=k is the event loop over k connections (a corio::pg pool); K=1/pipelined one "
+               "connection in pipeline mode, where the server still runs the queries one after another, so "
+               "it was run for the time budget and scaled (×rounds). The thread pools hold one connection "
+               "per thread. The server is the one CORIO_PG_DSN names, or one bench_modes starts.", ""]
     md += ["## Machine load", ""] + load_section(load)
     md += ["## Targets", "", targets_md(target_rows), ""]
     md += ["## Execution modes", ""]
@@ -1178,6 +1217,8 @@ def main():
     mode = "quick" if args.quick else "full"
     summary = ["", f"corio benchmarks ({mode} run): {machine(modes['context'])}", ""]
     summary += headline_text(configs, args.quick, hw) + [""]
+    if modes["context"].get("io_db_skipped"):
+        summary += [f"io_db not measured: {modes['context']['io_db_skipped']}", ""]
     summary += targets_text(target_rows) + [""]
     summary.append("load: " + load_line(load) if load else "load: not recorded (run.json is missing)")
     summary += ["figures unreliable: " + c for c in causes]

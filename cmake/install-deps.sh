@@ -6,6 +6,7 @@ set -euo pipefail
 packages=(
   build-essential g++ clang cmake ninja-build pkg-config git
   liburing-dev         # the io_uring backend
+  libpq-dev postgresql # corio::pg (optional part), and the server its tests start
   catch2               # tests (v2)
   libbenchmark-dev     # benchmarks
   libasio-dev          # the peer in the benchmarks
