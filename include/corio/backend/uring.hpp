@@ -235,12 +235,7 @@ public:
             } else if (op.kind == io_kind::send) {
                 s.after_send = true;
                 if (CORIO_UNLIKELY(op.len >= zero_copy_min_)) op.zero_copy = zero_copy_to(s, op.fd);
-            } else if (op.kind == io_kind::accept && op.addr == nullptr && op.msg_flags == 0 && !s.plain_accepts &&
-                       !multishot_accept_refused_ && uring_nowait_fault == nullptr) {
-                op.in_kernel = true;
-                ++in_flight_;
-                if (accept_pooled(op, static_cast<std::size_t>(op.fd))) return;
-                send(op);
+            } else if (CORIO_UNLIKELY(op.kind == io_kind::accept) && accept_on_listener(op, s)) {
                 return;
             }
         }
@@ -1295,6 +1290,18 @@ private:
     }
 
     // ---- multishot accept ----
+
+    // An accept through the listener's multishot accept, off the hot path; false: a plain
+    // accept instead (an address asked for, flags, a kernel or listener without it).
+    [[gnu::noinline]] bool accept_on_listener(io_op& op, const fd_state& s) noexcept {
+        if (op.addr != nullptr || op.msg_flags != 0 || s.plain_accepts || multishot_accept_refused_ ||
+            uring_nowait_fault != nullptr)
+            return false;
+        op.in_kernel = true;
+        ++in_flight_;
+        if (!accept_pooled(op, static_cast<std::size_t>(op.fd))) send(op);
+        return true;
+    }
 
     // An accept on a listener: answered now from the queue (or with the error the multishot
     // ended with), or waiting on the listener for its multishot accept. False: a plain
