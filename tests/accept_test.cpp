@@ -20,20 +20,6 @@ using namespace corio;
 
 namespace {
 
-#if CORIO_HAS_IO_URING
-detail::uring_backend* uring_of(event_loop& loop) {
-    if (loop.io().kind() != backend_kind::io_uring) return nullptr;
-    return static_cast<detail::uring_backend*>(&loop.io());
-}
-
-struct request_fault_guard {
-    explicit request_fault_guard(bool (*f)(detail::uring_request)) { detail::uring_request_fault = f; }
-    request_fault_guard(const request_fault_guard&) = delete;
-    request_fault_guard& operator=(const request_fault_guard&) = delete;
-    ~request_fault_guard() { detail::uring_request_fault = nullptr; }
-};
-#endif
-
 // A client that connects and says which one it is: "client-<i>\n" (9 or 10 bytes).
 std::string hello(std::size_t i) { return "client-" + std::to_string(i) + "\n"; }
 

@@ -19,13 +19,6 @@ using namespace corio;
 
 namespace {
 
-#if CORIO_HAS_IO_URING
-detail::uring_backend* uring_of(event_loop& loop) {
-    if (loop.io().kind() != backend_kind::io_uring) return nullptr;
-    return static_cast<detail::uring_backend*>(&loop.io());
-}
-#endif
-
 loop_options batched(std::chrono::microseconds d) {
     loop_options o;
     o.batch_wait = d;

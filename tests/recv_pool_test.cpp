@@ -22,22 +22,6 @@ using namespace corio;
 
 namespace {
 
-#if CORIO_HAS_IO_URING
-detail::uring_backend* uring_of(event_loop& loop) {
-    if (loop.io().kind() != backend_kind::io_uring) return nullptr;
-    return static_cast<detail::uring_backend*>(&loop.io());
-}
-#endif
-
-// Byte i of the test stream.
-char pattern(std::size_t i) { return static_cast<char>('a' + (i * 7 + i / 251) % 26); }
-
-std::string pattern_text(std::size_t from, std::size_t n) {
-    std::string s(n, '\0');
-    for (std::size_t i = 0; i < n; ++i) s[i] = pattern(from + i);
-    return s;
-}
-
 // Writes n pattern bytes in pieces of varying size.
 task<> write_pattern(net::tcp_stream& s, std::size_t n) {
     static constexpr std::size_t pieces[] = {1, 13, 128, 4096, 777, 30000, 5};
@@ -340,13 +324,6 @@ TEST_CASE("receive pool: two readers on one stream share its bytes without loss"
 #if CORIO_HAS_IO_URING
 
 namespace {
-
-struct request_fault_guard {
-    explicit request_fault_guard(bool (*f)(detail::uring_request)) { detail::uring_request_fault = f; }
-    request_fault_guard(const request_fault_guard&) = delete;
-    request_fault_guard& operator=(const request_fault_guard&) = delete;
-    ~request_fault_guard() { detail::uring_request_fault = nullptr; }
-};
 
 struct buf_ring_fault_guard {
     explicit buf_ring_fault_guard(int (*f)()) { detail::uring_buf_ring_fault = f; }

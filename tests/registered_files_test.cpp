@@ -21,13 +21,6 @@ using namespace corio;
 
 namespace {
 
-#if CORIO_HAS_IO_URING
-detail::uring_backend* uring_of(event_loop& loop) {
-    if (loop.io().kind() != backend_kind::io_uring) return nullptr;
-    return static_cast<detail::uring_backend*>(&loop.io());
-}
-#endif
-
 // The sockets in the table now (0 on epoll).
 std::size_t fixed_now() {
 #if CORIO_HAS_IO_URING

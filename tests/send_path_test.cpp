@@ -25,21 +25,6 @@ using namespace corio;
 
 namespace {
 
-#if CORIO_HAS_IO_URING
-detail::uring_backend* uring_of(event_loop& loop) {
-    if (loop.io().kind() != backend_kind::io_uring) return nullptr;
-    return static_cast<detail::uring_backend*>(&loop.io());
-}
-#endif
-
-char pattern(std::size_t i) { return static_cast<char>('a' + (i * 7 + i / 4093) % 26); }
-
-std::string pattern_text(std::size_t from, std::size_t n) {
-    std::string s(n, '\0');
-    for (std::size_t i = 0; i < n; ++i) s[i] = pattern(from + i);
-    return s;
-}
-
 // Reads n bytes and counts those that differ from the pattern.
 task<std::size_t> read_and_check(net::tcp_stream& s, std::size_t n) {
     std::vector<char> buf(256 * 1024);

@@ -124,4 +124,30 @@ inline int fd_count() {
     return n;
 }
 
+#if CORIO_HAS_IO_URING
+/// The loop's io_uring backend, for its counters; null where the loop runs epoll.
+inline corio::detail::uring_backend* uring_of(corio::event_loop& loop) {
+    if (loop.io().kind() != corio::backend_kind::io_uring) return nullptr;
+    return static_cast<corio::detail::uring_backend*>(&loop.io());
+}
+
+/// Plays a kernel that refuses some io_uring requests while it lives.
+struct request_fault_guard {
+    explicit request_fault_guard(bool (*f)(corio::detail::uring_request)) { corio::detail::uring_request_fault = f; }
+    request_fault_guard(const request_fault_guard&) = delete;
+    request_fault_guard& operator=(const request_fault_guard&) = delete;
+    ~request_fault_guard() { corio::detail::uring_request_fault = nullptr; }
+};
+#endif
+
+/// Byte i of a test stream: a pattern whose every offset can be checked.
+inline char pattern(std::size_t i) { return static_cast<char>('a' + (i * 7 + i / 251) % 26); }
+
+/// Bytes from..from+n of the test stream.
+inline std::string pattern_text(std::size_t from, std::size_t n) {
+    std::string s(n, '\0');
+    for (std::size_t i = 0; i < n; ++i) s[i] = pattern(from + i);
+    return s;
+}
+
 }  // namespace test
