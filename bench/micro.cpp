@@ -264,14 +264,46 @@ long heap_in_use() {
     return static_cast<long>(m.uordblks + m.hblkhd);
 }
 
+// Resident set size in bytes (/proc/self/statm): what the kernel has had to fault in,
+// allocator overhead and page-fault cost included.
+long resident_bytes() {
+    std::ifstream statm("/proc/self/statm");
+    long pages = 0;
+    long resident = 0;
+    statm >> pages >> resident;
+    return resident * sysconf(_SC_PAGESIZE);
+}
+
+// Heap and RSS measured at the same two points: the start, and the moment every task is
+// asleep. The allocator first gives back what earlier benchmarks freed, so that RSS growth
+// is not hidden by reused pages.
+struct footprint {
+    long heap0 = 0;
+    long rss0 = 0;
+    long heap = 0;
+    long rss = 0;
+    void start() {
+        malloc_trim(0);
+        heap0 = heap = heap_in_use();
+        rss0 = rss = resident_bytes();
+    }
+    void peak() {
+        heap = heap_in_use();
+        rss = resident_bytes();
+    }
+    void report(benchmark::State& state, long n) const {
+        state.counters["bytes_per_task"] = static_cast<double>(heap - heap0) / static_cast<double>(n);
+        state.counters["rss_per_task"] = static_cast<double>(rss - rss0) / static_cast<double>(n);
+    }
+};
+
 // A million concurrent sleep(100 ms): overhead per task beyond the 100 ms, bytes per task.
 void sleeps_corio(benchmark::State& state) {
     const long n = state.range(0);
     corio::event_loop loop;
-    double bytes = 0;
+    footprint mem;
     for (auto _ : state) {
-        const long heap0 = heap_in_use();
-        long peak = heap0;
+        mem.start();
         const auto t0 = bench::steady::now();
         loop.run([&]() -> corio::task<> {
             std::vector<corio::task<>> sleeps;
@@ -280,28 +312,57 @@ void sleeps_corio(benchmark::State& state) {
                 sleeps.push_back([]() -> corio::task<> { co_await corio::sleep(100ms); }());
             // The last to start: every other one is asleep and none has woken yet
             // (gather starts its children before the loop takes another turn).
-            sleeps.push_back([](long& out) -> corio::task<> {
-                out = heap_in_use();
+            sleeps.push_back([](footprint& out) -> corio::task<> {
+                out.peak();
                 co_await corio::sleep(100ms);
-            }(peak));
+            }(mem));
             co_await corio::gather(std::move(sleeps));
         });
         const double s = std::chrono::duration<double>(bench::steady::now() - t0).count();
         state.SetIterationTime(std::max(0.0, s - 0.1));  // the overhead beyond the sleep
-        bytes = static_cast<double>(peak - heap0) / static_cast<double>(n);
     }
-    state.counters["bytes_per_task"] = bytes;
+    mem.report(state, n);
+    state.SetItemsProcessed(static_cast<long>(state.iterations()) * n);
+}
+
+// A second, not 100 ms: spawned tasks start from the ready queue, a million of them in
+// more than 100 ms on a slow machine, and none may wake before the last has started.
+corio::task<> sleeper() { co_await corio::sleep(1s); }
+corio::task<> last_sleeper(footprint& mem) {
+    mem.peak();
+    co_await corio::sleep(1s);
+}
+
+// The same million sleeps as spawned tasks (each with its future's state, its place in the
+// loop's list of tasks and in a task group): the figure the 128 B target is checked against.
+// The futures are dropped at once (the group keeps the tasks), so the benchmark itself
+// holds nothing per task.
+void sleeps_spawned_corio(benchmark::State& state) {
+    const long n = state.range(0);
+    corio::event_loop loop;
+    footprint mem;
+    for (auto _ : state) {
+        mem.start();
+        const auto t0 = bench::steady::now();
+        loop.run(corio::with_task_group([&](corio::task_group& g) -> corio::task<> {
+            for (long i = 0; i < n - 1; ++i) g.spawn(sleeper());
+            g.spawn(last_sleeper(mem));  // runs last: every other one is asleep by then
+            co_return;
+        }));
+        const double s = std::chrono::duration<double>(bench::steady::now() - t0).count();
+        state.SetIterationTime(std::max(0.0, s - 1.0));
+    }
+    mem.report(state, n);
     state.SetItemsProcessed(static_cast<long>(state.iterations()) * n);
 }
 
 #if CORIO_BENCH_ASIO
 void sleeps_asio(benchmark::State& state) {
     const long n = state.range(0);
-    double bytes = 0;
+    footprint mem;
     for (auto _ : state) {
         asio::io_context io;
-        const long heap0 = heap_in_use();
-        long peak = heap0;
+        mem.start();
         const auto t0 = bench::steady::now();
         for (long i = 0; i < n - 1; ++i) {
             asio::co_spawn(
@@ -317,7 +378,7 @@ void sleeps_asio(benchmark::State& state) {
         asio::co_spawn(
             io,
             [&]() -> asio::awaitable<void> {
-                peak = heap_in_use();
+                mem.peak();
                 asio::steady_timer t(io, 100ms);
                 co_await t.async_wait(asio::use_awaitable);
             },
@@ -325,9 +386,8 @@ void sleeps_asio(benchmark::State& state) {
         io.run();
         const double s = std::chrono::duration<double>(bench::steady::now() - t0).count();
         state.SetIterationTime(std::max(0.0, s - 0.1));
-        bytes = static_cast<double>(peak - heap0) / static_cast<double>(n);
     }
-    state.counters["bytes_per_task"] = bytes;
+    mem.report(state, n);
     state.SetItemsProcessed(static_cast<long>(state.iterations()) * n);
 }
 #endif
@@ -459,6 +519,12 @@ BENCHMARK(timer_fire_corio)->Name("timer_fire/corio");
 BENCHMARK(timer_cancel_corio)->Name("timer_cancel/corio");
 BENCHMARK(sleeps_corio)
     ->Name("sleeps_100ms/corio")
+    ->Arg(1'000'000)
+    ->UseManualTime()
+    ->Iterations(1)
+    ->Unit(benchmark::kMillisecond);
+BENCHMARK(sleeps_spawned_corio)
+    ->Name("sleeps_1s_spawned/corio")
     ->Arg(1'000'000)
     ->UseManualTime()
     ->Iterations(1)
