@@ -83,13 +83,10 @@ private:
         self->finished_ = true;
         auto& p = self->task_.handle().promise();
         if (p.exception_) {
-            try {
-                std::rethrow_exception(p.exception_);
-            } catch (const cancelled_error&) {
+            if (p.ended_cancelled())
                 self->future_state_base::cancel();  // a task that let cancelled_error out ends cancelled
-            } catch (...) {
+            else
                 self->set_exception(p.exception_);  // a failure is never hidden by a cancel
-            }
         } else if (self->cancel_pending_) {
             // It returned with a cancel not yet delivered: it ends cancelled (asyncio's
             // cancel-at-end), its value discarded. Waits that hand a value over (queue pop,

@@ -111,8 +111,8 @@ public:
         auto& g = children_.group;
         auto& p = children_.template promise<0>();
         if (p.exception_) {
-            if (is_cancellation(p.exception_) && timed_out_ && !g.parent_cancelled) throw timeout_error();
-            g.rethrow(p.exception_);
+            if (timed_out_ && !g.parent_cancelled && p.ended_cancelled()) throw timeout_error();
+            g.rethrow(p);
         }
         return p.take();  // the inner work finished first (or won the race): its value
     }
