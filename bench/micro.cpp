@@ -257,6 +257,229 @@ void timer_cancel_corio(benchmark::State& state) {  // arm a far timer, cancel i
     });
 }
 
+// ---- timer structures: the wheel the loop uses against the binary heap it used before
+
+// The loop's timers before the wheel: a binary heap of (deadline, seq, entry) nodes in a
+// vector, each entry knowing its slot. Kept here to measure the wheel against.
+namespace heap_baseline {
+using corio::detail::clock;
+struct heap_entry {
+    static constexpr std::size_t npos = ~std::size_t{0};
+    clock::time_point deadline{};
+    std::uint64_t seq = 0;
+    std::size_t slot = npos;
+    void (*fire)(heap_entry*) noexcept = nullptr;
+
+    [[nodiscard]] bool armed() const noexcept { return slot != npos; }
+};
+
+class timer_heap {
+public:
+    [[nodiscard]] bool empty() const noexcept { return heap_.empty(); }
+    [[nodiscard]] std::size_t size() const noexcept { return heap_.size(); }
+    [[nodiscard]] heap_entry* top() const noexcept { return heap_.front().entry; }
+    [[nodiscard]] clock::time_point next_deadline() const noexcept { return heap_.front().deadline; }
+
+    void push(heap_entry* e) {
+        e->seq = next_seq_++;
+        // Deadlines before the clock's epoch (time_point::min() for an expired timeout)
+        // have all passed: keyed at the epoch, so that the loop's `deadline - now` cannot
+        // overflow. (The steady clock counts from boot: now is never below its epoch.)
+        const clock::time_point key = e->deadline < clock::time_point{} ? clock::time_point{} : e->deadline;
+        heap_.push_back(node{key, e->seq, e});
+        e->slot = heap_.size() - 1;
+        sift_up(e->slot);
+    }
+
+    void erase(heap_entry* e) noexcept {
+        const std::size_t i = e->slot;
+        e->slot = heap_entry::npos;
+        const std::size_t last = heap_.size() - 1;
+        if (i != last) {
+            heap_[i] = heap_[last];
+            heap_[i].entry->slot = i;
+            heap_.pop_back();
+            if (i > 0 && less(heap_[i], heap_[(i - 1) / 2]))
+                sift_up(i);
+            else
+                sift_down(i);
+        } else {
+            heap_.pop_back();
+        }
+    }
+
+    heap_entry* pop() noexcept {
+        heap_entry* e = heap_.front().entry;
+        erase(e);
+        return e;
+    }
+
+private:
+    // The key is copied into the heap so comparisons do not touch the frames.
+    struct node {
+        clock::time_point deadline;
+        std::uint64_t seq;
+        heap_entry* entry;
+    };
+
+    static bool less(const node& a, const node& b) noexcept {
+        return a.deadline < b.deadline || (a.deadline == b.deadline && a.seq < b.seq);
+    }
+
+    void sift_up(std::size_t i) noexcept {
+        node n = heap_[i];
+        while (i > 0) {
+            const std::size_t parent = (i - 1) / 2;
+            if (!less(n, heap_[parent])) break;
+            heap_[i] = heap_[parent];
+            heap_[i].entry->slot = i;
+            i = parent;
+        }
+        heap_[i] = n;
+        n.entry->slot = i;
+    }
+
+    void sift_down(std::size_t i) noexcept {
+        const std::size_t n = heap_.size();
+        node x = heap_[i];
+        for (;;) {
+            std::size_t child = 2 * i + 1;
+            if (child >= n) break;
+            if (child + 1 < n && less(heap_[child + 1], heap_[child])) ++child;
+            if (!less(heap_[child], x)) break;
+            heap_[i] = heap_[child];
+            heap_[i].entry->slot = i;
+            i = child;
+        }
+        heap_[i] = x;
+        x.entry->slot = i;
+    }
+
+    std::vector<node> heap_;
+    std::uint64_t next_seq_ = 0;
+};
+
+}  // namespace heap_baseline
+
+void no_fire(heap_baseline::heap_entry* /*e*/) noexcept {}
+void no_fire_wheel(corio::detail::timer_entry* /*e*/) noexcept {}
+
+// A fake clock far from zero, and deadlines spread over `spread` from it.
+constexpr auto timer_t0 = corio::detail::clock::time_point(std::chrono::hours(1));
+
+template <class Entry>
+std::vector<Entry> spread_entries(std::size_t n, std::chrono::nanoseconds spread, void (*fire)(Entry*) noexcept) {
+    std::vector<Entry> v(n);
+    std::uint64_t x = 88172645463325252ULL;
+    for (auto& e : v) {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        e.deadline = timer_t0 + std::chrono::nanoseconds(
+                                    static_cast<std::int64_t>(x % static_cast<std::uint64_t>(spread.count())));
+        e.fire = fire;
+    }
+    return v;
+}
+
+// Arm one timer and cancel it, with N others armed (deadlines over 100 s).
+void timers_arm_cancel_heap(benchmark::State& state) {
+    auto others = spread_entries<heap_baseline::heap_entry>(static_cast<std::size_t>(state.range(0)), 100s, &no_fire);
+    heap_baseline::timer_heap h;
+    for (auto& e : others) h.push(&e);
+    heap_baseline::heap_entry e;
+    e.fire = &no_fire;
+    std::int64_t i = 0;
+    for (auto _ : state) {
+        e.deadline = timer_t0 + std::chrono::milliseconds(++i % 100000);
+        h.push(&e);
+        h.erase(&e);
+    }
+}
+void timers_arm_cancel_wheel(benchmark::State& state) {
+    auto others =
+        spread_entries<corio::detail::timer_entry>(static_cast<std::size_t>(state.range(0)), 100s, &no_fire_wheel);
+    corio::detail::timer_wheel w;
+    for (auto& e : others) w.push(&e);
+    w.collect_due(timer_t0);
+    corio::detail::timer_entry e;
+    e.fire = &no_fire_wheel;
+    std::int64_t i = 0;
+    for (auto _ : state) {
+        e.deadline = timer_t0 + std::chrono::milliseconds(++i % 100000);
+        w.push(&e);
+        w.erase(&e);
+    }
+}
+
+// Arm a timer due at the next turn and fire it, the clock moving 1 µs a turn, with N
+// others armed further on.
+void timers_arm_fire_heap(benchmark::State& state) {
+    auto others = spread_entries<heap_baseline::heap_entry>(static_cast<std::size_t>(state.range(0)), 100s, &no_fire);
+    heap_baseline::timer_heap h;
+    auto now = timer_t0 - 1h;
+    for (auto& e : others) h.push(&e);
+    heap_baseline::heap_entry e;
+    e.fire = &no_fire;
+    for (auto _ : state) {
+        now += 1us;
+        e.deadline = now;
+        h.push(&e);
+        while (!h.empty() && h.next_deadline() <= now) {
+            heap_baseline::heap_entry* t = h.pop();
+            t->fire(t);
+        }
+    }
+}
+void timers_arm_fire_wheel(benchmark::State& state) {
+    auto others =
+        spread_entries<corio::detail::timer_entry>(static_cast<std::size_t>(state.range(0)), 100s, &no_fire_wheel);
+    corio::detail::timer_wheel w;
+    auto now = timer_t0 - 1h;
+    for (auto& e : others) w.push(&e);
+    w.collect_due(now);
+    corio::detail::timer_entry e;
+    e.fire = &no_fire_wheel;
+    for (auto _ : state) {
+        now += 1us;
+        e.deadline = now;
+        w.push(&e);
+        w.collect_due(now);
+        while (corio::detail::timer_entry* t = w.pop_due()) t->fire(t);
+    }
+}
+
+// N timers over one second armed, then fired as the clock moves on in 1 ms turns: per timer.
+void timers_concurrent_heap(benchmark::State& state) {
+    const auto n = static_cast<std::size_t>(state.range(0));
+    auto entries = spread_entries<heap_baseline::heap_entry>(n, 1s, &no_fire);
+    for (auto _ : state) {
+        heap_baseline::timer_heap h;
+        for (auto& e : entries) h.push(&e);
+        for (auto now = timer_t0; !h.empty(); now += 1ms) {
+            while (!h.empty() && h.next_deadline() <= now) {
+                heap_baseline::heap_entry* t = h.pop();
+                t->fire(t);
+            }
+        }
+    }
+    state.SetItemsProcessed(static_cast<std::int64_t>(state.iterations() * n));
+}
+void timers_concurrent_wheel(benchmark::State& state) {
+    const auto n = static_cast<std::size_t>(state.range(0));
+    auto entries = spread_entries<corio::detail::timer_entry>(n, 1s, &no_fire_wheel);
+    for (auto _ : state) {
+        corio::detail::timer_wheel w;
+        w.collect_due(timer_t0);
+        for (auto& e : entries) w.push(&e);
+        for (auto now = timer_t0; !w.empty(); now += 1ms) {
+            w.collect_due(now);
+            while (corio::detail::timer_entry* t = w.pop_due()) t->fire(t);
+        }
+    }
+    state.SetItemsProcessed(static_cast<std::int64_t>(state.iterations() * n));
+}
+
 // Bytes the allocator has handed out and not taken back (glibc): unlike RSS, not fooled by
 // memory an earlier benchmark freed and this one reuses.
 long heap_in_use() {
@@ -517,6 +740,12 @@ BENCHMARK(spawn_asio)->Name("spawn/asio");
 #endif
 BENCHMARK(timer_fire_corio)->Name("timer_fire/corio");
 BENCHMARK(timer_cancel_corio)->Name("timer_cancel/corio");
+BENCHMARK(timers_arm_cancel_heap)->Name("timers_arm_cancel/heap")->Arg(1000)->Arg(1'000'000);
+BENCHMARK(timers_arm_cancel_wheel)->Name("timers_arm_cancel/wheel")->Arg(1000)->Arg(1'000'000);
+BENCHMARK(timers_arm_fire_heap)->Name("timers_arm_fire/heap")->Arg(1000)->Arg(1'000'000);
+BENCHMARK(timers_arm_fire_wheel)->Name("timers_arm_fire/wheel")->Arg(1000)->Arg(1'000'000);
+BENCHMARK(timers_concurrent_heap)->Name("timers_concurrent/heap")->Arg(1'000'000)->Unit(benchmark::kMillisecond);
+BENCHMARK(timers_concurrent_wheel)->Name("timers_concurrent/wheel")->Arg(1'000'000)->Unit(benchmark::kMillisecond);
 BENCHMARK(sleeps_corio)
     ->Name("sleeps_100ms/corio")
     ->Arg(1'000'000)

@@ -33,7 +33,7 @@
 #include <utility>
 
 #include <corio/detail/child_group.hpp>
-#include <corio/detail/timer_heap.hpp>
+#include <corio/detail/timer_wheel.hpp>
 #include <corio/errors.hpp>
 #include <corio/event_loop.hpp>
 #include <corio/task.hpp>

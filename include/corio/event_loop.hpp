@@ -29,7 +29,7 @@
 #include <corio/detail/ready_queue.hpp>
 #include <corio/detail/remote_queue.hpp>
 #include <corio/detail/task_node.hpp>
-#include <corio/detail/timer_heap.hpp>
+#include <corio/detail/timer_wheel.hpp>
 #include <corio/errors.hpp>
 #include <corio/task.hpp>
 
@@ -389,7 +389,7 @@ public:
         return new callback<std::decay_t<F>>(static_cast<F&&>(fn));
     }
 
-    void add_timer(detail::timer_entry& e) { timers_.push(&e); }
+    void add_timer(detail::timer_entry& e) noexcept { timers_.push(&e); }
     void remove_timer(detail::timer_entry& e) noexcept {
         if (e.armed()) timers_.erase(&e);
     }
@@ -570,7 +570,7 @@ private:
 #endif
     std::shared_ptr<detail::remote_queue> remote_;
     detail::ready_queue ready_;
-    detail::timer_heap timers_;
+    detail::timer_wheel timers_;
     std::vector<std::coroutine_handle<>> zombies_;
     std::size_t live_count_ = 0;  // tasks spawned and not ended
     detail::loop_bound* bound_head_ = nullptr;
@@ -766,18 +766,15 @@ inline void event_loop::take_remote() noexcept {
 }
 
 inline void event_loop::fire_timers(detail::clock::time_point now) noexcept {
-    while (!timers_.empty() && timers_.next_deadline() <= now) {
-        detail::timer_entry* e = timers_.pop();
-        e->fire(e);
-    }
+    timers_.collect_due(now);
+    while (detail::timer_entry* e = timers_.pop_due()) e->fire(e);
 }
 
 inline void event_loop::discard_timers() noexcept {
     // call_later timers are the loop's: their callbacks never run. Any other entry is a
     // deadline inside the frame of a task that could not be ended (abandon_started_tasks),
     // not the loop's to free.
-    while (!timers_.empty()) {
-        detail::timer_entry* t = timers_.pop();
+    while (detail::timer_entry* t = timers_.pop_any()) {
         if (t->fire != &timer_handle::callback_timer::run) continue;
         auto* e = static_cast<timer_handle::callback_timer*>(t);
         if (e->owner != nullptr) e->owner->entry_ = nullptr;

@@ -11,7 +11,7 @@
 #include <corio/detail/child_group.hpp>
 #include <corio/detail/io_awaiter.hpp>
 #include <corio/detail/suspension.hpp>
-#include <corio/detail/timer_heap.hpp>
+#include <corio/detail/timer_wheel.hpp>
 #include <corio/event_loop.hpp>
 #include <corio/task.hpp>
 

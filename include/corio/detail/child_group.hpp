@@ -14,7 +14,7 @@
 #include <vector>
 
 #include <corio/detail/task_node.hpp>
-#include <corio/detail/timer_heap.hpp>
+#include <corio/detail/timer_wheel.hpp>
 #include <corio/event_loop.hpp>
 #include <corio/task.hpp>
 
