@@ -361,8 +361,35 @@ private:
 
 }  // namespace heap_baseline
 
-void no_fire(heap_baseline::heap_entry* /*e*/) noexcept {}
-void no_fire_wheel(corio::detail::timer_entry* /*e*/) noexcept {}
+// The two structures behind one face, for the benchmarks below.
+struct heap_timers {
+    using entry = heap_baseline::heap_entry;
+    heap_baseline::timer_heap timers;
+    static void no_fire(entry* /*e*/) noexcept {}
+    void start(corio::detail::clock::time_point /*now*/) noexcept {}
+    void push(entry* e) { timers.push(e); }
+    void erase(entry* e) noexcept { timers.erase(e); }
+    [[nodiscard]] bool empty() const noexcept { return timers.empty(); }
+    void fire_due(corio::detail::clock::time_point now) noexcept {
+        while (!timers.empty() && timers.next_deadline() <= now) {
+            entry* t = timers.pop();
+            t->fire(t);
+        }
+    }
+};
+struct wheel_timers {
+    using entry = corio::detail::timer_entry;
+    corio::detail::timer_wheel timers;
+    static void no_fire(entry* /*e*/) noexcept {}
+    void start(corio::detail::clock::time_point now) noexcept { timers.collect_due(now); }
+    void push(entry* e) noexcept { timers.push(e); }
+    void erase(entry* e) noexcept { timers.erase(e); }
+    [[nodiscard]] bool empty() const noexcept { return timers.empty(); }
+    void fire_due(corio::detail::clock::time_point now) noexcept {
+        timers.collect_due(now);
+        while (entry* t = timers.pop_due()) t->fire(t);
+    }
+};
 
 // A fake clock far from zero, and deadlines spread over `spread` from it.
 constexpr auto timer_t0 = corio::detail::clock::time_point(std::chrono::hours(1));
@@ -383,99 +410,53 @@ std::vector<Entry> spread_entries(std::size_t n, std::chrono::nanoseconds spread
 }
 
 // Arm one timer and cancel it, with N others armed (deadlines over 100 s).
-void timers_arm_cancel_heap(benchmark::State& state) {
-    auto others = spread_entries<heap_baseline::heap_entry>(static_cast<std::size_t>(state.range(0)), 100s, &no_fire);
-    heap_baseline::timer_heap h;
-    for (auto& e : others) h.push(&e);
-    heap_baseline::heap_entry e;
-    e.fire = &no_fire;
-    std::int64_t i = 0;
-    for (auto _ : state) {
-        e.deadline = timer_t0 + std::chrono::milliseconds(++i % 100000);
-        h.push(&e);
-        h.erase(&e);
-    }
-}
-void timers_arm_cancel_wheel(benchmark::State& state) {
+template <class Timers>
+void timers_arm_cancel(benchmark::State& state) {
     auto others =
-        spread_entries<corio::detail::timer_entry>(static_cast<std::size_t>(state.range(0)), 100s, &no_fire_wheel);
-    corio::detail::timer_wheel w;
-    for (auto& e : others) w.push(&e);
-    w.collect_due(timer_t0);
-    corio::detail::timer_entry e;
-    e.fire = &no_fire_wheel;
+        spread_entries<typename Timers::entry>(static_cast<std::size_t>(state.range(0)), 100s, &Timers::no_fire);
+    Timers t;
+    for (auto& e : others) t.push(&e);
+    t.start(timer_t0);
+    typename Timers::entry e;
+    e.fire = &Timers::no_fire;
     std::int64_t i = 0;
     for (auto _ : state) {
         e.deadline = timer_t0 + std::chrono::milliseconds(++i % 100000);
-        w.push(&e);
-        w.erase(&e);
+        t.push(&e);
+        t.erase(&e);
     }
 }
 
 // Arm a timer due at the next turn and fire it, the clock moving 1 µs a turn, with N
 // others armed further on.
-void timers_arm_fire_heap(benchmark::State& state) {
-    auto others = spread_entries<heap_baseline::heap_entry>(static_cast<std::size_t>(state.range(0)), 100s, &no_fire);
-    heap_baseline::timer_heap h;
-    auto now = timer_t0 - 1h;
-    for (auto& e : others) h.push(&e);
-    heap_baseline::heap_entry e;
-    e.fire = &no_fire;
-    for (auto _ : state) {
-        now += 1us;
-        e.deadline = now;
-        h.push(&e);
-        while (!h.empty() && h.next_deadline() <= now) {
-            heap_baseline::heap_entry* t = h.pop();
-            t->fire(t);
-        }
-    }
-}
-void timers_arm_fire_wheel(benchmark::State& state) {
+template <class Timers>
+void timers_arm_fire(benchmark::State& state) {
     auto others =
-        spread_entries<corio::detail::timer_entry>(static_cast<std::size_t>(state.range(0)), 100s, &no_fire_wheel);
-    corio::detail::timer_wheel w;
+        spread_entries<typename Timers::entry>(static_cast<std::size_t>(state.range(0)), 100s, &Timers::no_fire);
+    Timers t;
     auto now = timer_t0 - 1h;
-    for (auto& e : others) w.push(&e);
-    w.collect_due(now);
-    corio::detail::timer_entry e;
-    e.fire = &no_fire_wheel;
+    for (auto& e : others) t.push(&e);
+    t.start(now);
+    typename Timers::entry e;
+    e.fire = &Timers::no_fire;
     for (auto _ : state) {
         now += 1us;
         e.deadline = now;
-        w.push(&e);
-        w.collect_due(now);
-        while (corio::detail::timer_entry* t = w.pop_due()) t->fire(t);
+        t.push(&e);
+        t.fire_due(now);
     }
 }
 
 // N timers over one second armed, then fired as the clock moves on in 1 ms turns: per timer.
-void timers_concurrent_heap(benchmark::State& state) {
+template <class Timers>
+void timers_concurrent(benchmark::State& state) {
     const auto n = static_cast<std::size_t>(state.range(0));
-    auto entries = spread_entries<heap_baseline::heap_entry>(n, 1s, &no_fire);
+    auto entries = spread_entries<typename Timers::entry>(n, 1s, &Timers::no_fire);
     for (auto _ : state) {
-        heap_baseline::timer_heap h;
-        for (auto& e : entries) h.push(&e);
-        for (auto now = timer_t0; !h.empty(); now += 1ms) {
-            while (!h.empty() && h.next_deadline() <= now) {
-                heap_baseline::heap_entry* t = h.pop();
-                t->fire(t);
-            }
-        }
-    }
-    state.SetItemsProcessed(static_cast<std::int64_t>(state.iterations() * n));
-}
-void timers_concurrent_wheel(benchmark::State& state) {
-    const auto n = static_cast<std::size_t>(state.range(0));
-    auto entries = spread_entries<corio::detail::timer_entry>(n, 1s, &no_fire_wheel);
-    for (auto _ : state) {
-        corio::detail::timer_wheel w;
-        w.collect_due(timer_t0);
-        for (auto& e : entries) w.push(&e);
-        for (auto now = timer_t0; !w.empty(); now += 1ms) {
-            w.collect_due(now);
-            while (corio::detail::timer_entry* t = w.pop_due()) t->fire(t);
-        }
+        Timers t;
+        t.start(timer_t0);
+        for (auto& e : entries) t.push(&e);
+        for (auto now = timer_t0; !t.empty(); now += 1ms) t.fire_due(now);
     }
     state.SetItemsProcessed(static_cast<std::int64_t>(state.iterations() * n));
 }
@@ -740,12 +721,18 @@ BENCHMARK(spawn_asio)->Name("spawn/asio");
 #endif
 BENCHMARK(timer_fire_corio)->Name("timer_fire/corio");
 BENCHMARK(timer_cancel_corio)->Name("timer_cancel/corio");
-BENCHMARK(timers_arm_cancel_heap)->Name("timers_arm_cancel/heap")->Arg(1000)->Arg(1'000'000);
-BENCHMARK(timers_arm_cancel_wheel)->Name("timers_arm_cancel/wheel")->Arg(1000)->Arg(1'000'000);
-BENCHMARK(timers_arm_fire_heap)->Name("timers_arm_fire/heap")->Arg(1000)->Arg(1'000'000);
-BENCHMARK(timers_arm_fire_wheel)->Name("timers_arm_fire/wheel")->Arg(1000)->Arg(1'000'000);
-BENCHMARK(timers_concurrent_heap)->Name("timers_concurrent/heap")->Arg(1'000'000)->Unit(benchmark::kMillisecond);
-BENCHMARK(timers_concurrent_wheel)->Name("timers_concurrent/wheel")->Arg(1'000'000)->Unit(benchmark::kMillisecond);
+BENCHMARK_TEMPLATE(timers_arm_cancel, heap_timers)->Name("timers_arm_cancel/heap")->Arg(1000)->Arg(1'000'000);
+BENCHMARK_TEMPLATE(timers_arm_cancel, wheel_timers)->Name("timers_arm_cancel/wheel")->Arg(1000)->Arg(1'000'000);
+BENCHMARK_TEMPLATE(timers_arm_fire, heap_timers)->Name("timers_arm_fire/heap")->Arg(1000)->Arg(1'000'000);
+BENCHMARK_TEMPLATE(timers_arm_fire, wheel_timers)->Name("timers_arm_fire/wheel")->Arg(1000)->Arg(1'000'000);
+BENCHMARK_TEMPLATE(timers_concurrent, heap_timers)
+    ->Name("timers_concurrent/heap")
+    ->Arg(1'000'000)
+    ->Unit(benchmark::kMillisecond);
+BENCHMARK_TEMPLATE(timers_concurrent, wheel_timers)
+    ->Name("timers_concurrent/wheel")
+    ->Arg(1'000'000)
+    ->Unit(benchmark::kMillisecond);
 BENCHMARK(sleeps_corio)
     ->Name("sleeps_100ms/corio")
     ->Arg(1'000'000)

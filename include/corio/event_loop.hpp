@@ -452,13 +452,7 @@ private:
         }
         static void run_or_drop(detail::callback_node* self, bool run) noexcept {
             auto* me = static_cast<callback*>(self);
-            if (run) {
-                try {
-                    me->fn();
-                } catch (...) {
-                    detail::current_loop()->report_callback_exception("call_soon");
-                }
-            }
+            if (run) invoke_reporting(me->fn, *detail::current_loop(), "call_soon");
             delete me;
         }
         // Made and dropped as often as frames: the same cache.
@@ -477,11 +471,15 @@ private:
     static void run_inline(void* arg) noexcept {
         alignas(F) unsigned char bytes[sizeof(F)];
         std::memcpy(bytes, static_cast<void*>(&arg), sizeof(F));
-        F& fn = *std::launder(reinterpret_cast<F*>(bytes));
+        invoke_reporting(*std::launder(reinterpret_cast<F*>(bytes)), *detail::current_loop(), "call_soon");
+    }
+    /// Runs fn; what it throws goes to the loop's exception handler as a `which` callback's.
+    template <class F>
+    static void invoke_reporting(F& fn, event_loop& loop, const char* which) noexcept {
         try {
             fn();
         } catch (...) {
-            detail::current_loop()->report_callback_exception("call_soon");
+            loop.report_callback_exception(which);
         }
     }
     template <class F>
@@ -492,13 +490,7 @@ private:
         }
         static void run_or_drop(detail::remote_item* self, bool run) noexcept {
             auto* me = static_cast<remote_callback*>(self);
-            if (run) {
-                try {
-                    me->func();
-                } catch (...) {
-                    me->loop->report_callback_exception("call_soon_threadsafe");
-                }
-            }
+            if (run) invoke_reporting(me->func, *me->loop, "call_soon_threadsafe");
             delete me;
         }
         event_loop* loop;
@@ -627,13 +619,7 @@ struct timer_handle::callback_timer_for final : callback_timer {
     }
     static void run_or_drop(callback_timer* self, bool run) noexcept {
         auto* me = static_cast<callback_timer_for*>(self);
-        if (run) {
-            try {
-                me->fn();
-            } catch (...) {
-                me->loop->report_callback_exception("call_later");
-            }
-        }
+        if (run) event_loop::invoke_reporting(me->fn, *me->loop, "call_later");
         delete me;
     }
     static void* operator new(std::size_t n) { return detail::allocate_frame(n); }
