@@ -386,7 +386,8 @@ public:
     /// a call_soon callback's.
     template <class F>
     static detail::callback_node* make_callback(F&& fn) {
-        return new callback<std::decay_t<F>>(static_cast<F&&>(fn));
+        using D = std::decay_t<F>;
+        return new callback<D>(D(static_cast<F&&>(fn)));
     }
 
     void add_timer(detail::timer_entry& e) noexcept { timers_.push(&e); }
@@ -446,10 +447,7 @@ public:
 private:
     template <class F>
     struct callback final : detail::callback_node {
-        template <class G>
-        explicit callback(G&& g) : fn(static_cast<G&&>(g)) {
-            invoke = &run_or_drop;
-        }
+        explicit callback(F f) : fn(std::move(f)) { invoke = &run_or_drop; }
         static void run_or_drop(detail::callback_node* self, bool run) noexcept {
             auto* me = static_cast<callback*>(self);
             if (run) invoke_reporting(me->fn, *detail::current_loop(), "call_soon");
@@ -613,10 +611,7 @@ struct timer_handle::callback_timer : detail::timer_entry {
 
 template <class F>
 struct timer_handle::callback_timer_for final : callback_timer {
-    template <class G>
-    explicit callback_timer_for(G&& g) : fn(static_cast<G&&>(g)) {
-        invoke = &run_or_drop;
-    }
+    explicit callback_timer_for(F f) : fn(std::move(f)) { invoke = &run_or_drop; }
     static void run_or_drop(callback_timer* self, bool run) noexcept {
         auto* me = static_cast<callback_timer_for*>(self);
         if (run) event_loop::invoke_reporting(me->fn, *me->loop, "call_later");
@@ -652,7 +647,8 @@ inline bool timer_handle::cancel() noexcept {
 
 template <class Rep, class Period, class F>
 timer_handle event_loop::call_later(std::chrono::duration<Rep, Period> delay, F&& fn) {
-    auto* e = new timer_handle::callback_timer_for<std::decay_t<F>>(static_cast<F&&>(fn));
+    using D = std::decay_t<F>;
+    auto* e = new timer_handle::callback_timer_for<D>(D(static_cast<F&&>(fn)));
     e->loop = this;
     e->deadline = detail::deadline_after(detail::saturating_ceil(delay));
     add_timer(*e);
