@@ -138,9 +138,9 @@ protected:
     ~loop_bound() = default;
 };
 
-}  // namespace detail
-
-inline std::string detail::task_node::describe() const {
+/// @cond CORIO_INTERNAL
+// Declared with task_node (task_node.hpp), defined here, where live_task is known.
+inline std::string task_node::describe() const {
     for (const task_node* n = this; n != nullptr; n = n->parent_) {
         if (!n->is_task_) continue;
         const auto* t = static_cast<const live_task*>(n);
@@ -149,8 +149,7 @@ inline std::string detail::task_node::describe() const {
     }
     return "<unnamed task>";
 }
-
-namespace detail {
+/// @endcond
 
 inline void format_default_report(const exception_context& ctx) noexcept {
     std::string line = "corio: " + ctx.message;
