@@ -134,3 +134,68 @@ TEST_CASE("task_group::spawn reports the trap too, and a loop out of debug mode 
     const bool reported = corio::detail::debug_build && corio::detail::closure_seen_by_promise;
     CHECK(seen.count(corio::report_kind::borrowed_closure) == (reported ? 1U : 0U));
 }
+
+namespace {
+
+struct own_cancel : corio::cancelled_error {};  // a class of the user's, derived
+
+corio::task<> throws_cancel() {
+    co_await corio::yield();
+    throw corio::cancelled_error();
+}
+corio::task<> throws_derived_cancel() {
+    co_await corio::yield();
+    throw own_cancel();
+}
+// Catches corio's cancel and fails otherwise: a failure, not a cancellation.
+corio::task<> turns_cancel_into_failure() {
+    try {
+        co_await corio::sleep(std::chrono::hours(24));
+    } catch (const corio::cancelled_error&) {
+        throw std::runtime_error("cleanup failed");
+    }
+}
+
+}  // namespace
+
+TEST_CASE("a cancelled_error the task throws itself ends it cancelled, a derived one too") {
+    corio::run([]() -> corio::task<> {
+        auto a = corio::spawn(throws_cancel());
+        auto b = corio::spawn(throws_derived_cancel());
+        co_await corio::gather_settled(a, b);
+        CHECK(a.cancelled());
+        CHECK(b.cancelled());
+    }());
+}
+
+TEST_CASE("a task that catches its cancel and throws something else ends failed, not cancelled") {
+    corio::run([]() -> corio::task<> {
+        auto f = corio::spawn(turns_cancel_into_failure());
+        co_await corio::yield();
+        f.cancel();
+        co_await corio::gather_settled(f);
+        CHECK_FALSE(f.cancelled());
+        CHECK_THROWS_AS(f.result(), std::runtime_error);
+    }());
+}
+
+TEST_CASE("wait_for times out around a task whose own cancelled_error is classified from its type") {
+    // The inner work ends by a cancelled_error of its own after the deadline's cancel: the
+    // timeout is still a timeout, whether the error is corio's or derived from it.
+    auto inner = []() -> corio::task<> {
+        try {
+            co_await corio::sleep(std::chrono::hours(24));
+        } catch (const corio::cancelled_error&) {
+        }
+        throw own_cancel();
+    };
+    bool timed_out = false;
+    corio::run([&]() -> corio::task<> {
+        try {
+            co_await corio::wait_for(inner(), std::chrono::milliseconds(1));
+        } catch (const corio::timeout_error&) {
+            timed_out = true;
+        }
+    }());
+    CHECK(timed_out);
+}

@@ -33,7 +33,7 @@
 #include <utility>
 
 #include <corio/detail/child_group.hpp>
-#include <corio/detail/timer_heap.hpp>
+#include <corio/detail/timer_wheel.hpp>
 #include <corio/errors.hpp>
 #include <corio/event_loop.hpp>
 #include <corio/task.hpp>
@@ -190,14 +190,14 @@ public:
         scope_->loop_ = nullptr;
         scope_->body_ = nullptr;
         if (p.exception_) {
-            if (is_cancellation(p.exception_) && scope_->cancel_called_ && !g.parent_cancelled) {
+            if (scope_->cancel_called_ && !g.parent_cancelled && p.ended_cancelled()) {
                 if (fail_) throw timeout_error();
                 if constexpr (std::is_void_v<T>)
                     return false;
                 else
                     return std::nullopt;
             }
-            g.rethrow(p.exception_);
+            g.rethrow(p);
         }
         if constexpr (std::is_void_v<T>) {
             p.take();
@@ -345,7 +345,7 @@ public:
         callback_.reset();
         if (link_ != nullptr) link_->slot = nullptr;
         auto& p = children_.template promise<0>();
-        if (p.exception_) children_.group.rethrow(p.exception_);
+        if (p.exception_) children_.group.rethrow(p);
         return p.take();
     }
 

@@ -9,9 +9,11 @@
 #include <chrono>
 #include <coroutine>
 #include <cstdlib>
+#include <cstring>
 #include <exception>
 #include <functional>
 #include <memory>
+#include <new>
 #include <string>
 #include <string_view>
 #include <system_error>
@@ -24,10 +26,11 @@
 #include <corio/backend/uring.hpp>
 #include <corio/config.hpp>
 #include <corio/detail/awaitable_traits.hpp>
+#include <corio/detail/frame_pool.hpp>
 #include <corio/detail/ready_queue.hpp>
 #include <corio/detail/remote_queue.hpp>
 #include <corio/detail/task_node.hpp>
-#include <corio/detail/timer_heap.hpp>
+#include <corio/detail/timer_wheel.hpp>
 #include <corio/errors.hpp>
 #include <corio/task.hpp>
 
@@ -116,16 +119,15 @@ inline event_loop* current_loop() noexcept { return current_loop_; }
 /// io_uring_enter or epoll_wait would), without asking the kernel.
 inline int (*loop_wait_fault)() = nullptr;
 
-/// A spawned task as the loop sees it: listed in tasks(), cancelled at shutdown.
+/// A spawned task as the loop sees it: listed in tasks(), cancelled at shutdown. The loop
+/// finds its live tasks among its loop_bound states (a spawned task's future state is one),
+/// so a task carries no list links of its own, and no vtable beside its state's.
 struct live_task : task_node {
-    live_task* live_prev_ = nullptr;
-    live_task* live_next_ = nullptr;
     live_task* group_prev_ = nullptr;  // siblings in a task_group
     live_task* group_next_ = nullptr;
-    bool started_ = false;
     corio::source_location where_{};
-    /// Destroys a task that never got to run (the loop is destroyed without running).
-    virtual void abandon() noexcept = 0;
+    std::unique_ptr<const std::string> name_;  // only when one was given
+    std::uint64_t id_ = 0;                     // a task without a name is called "task-<id>"
 
 protected:
     ~live_task() = default;
@@ -136,10 +138,27 @@ struct loop_bound {
     loop_bound* bound_prev_ = nullptr;
     loop_bound* bound_next_ = nullptr;
     virtual void loop_closing() noexcept = 0;
+    /// The spawned task this state belongs to, if it is a task's (live while not finished_).
+    virtual live_task* as_task() noexcept { return nullptr; }
+    /// Destroys a task that never got to run (the loop is destroyed without running).
+    virtual void abandon_task() noexcept {}
 
 protected:
     ~loop_bound() = default;
 };
+
+/// @cond CORIO_INTERNAL
+// Declared with task_node (task_node.hpp), defined here, where live_task is known.
+inline std::string task_node::describe() const {
+    for (const task_node* n = this; n != nullptr; n = n->parent_) {
+        if (!n->is_task_) continue;
+        const auto* t = static_cast<const live_task*>(n);
+        if (t->name_ != nullptr) return *t->name_;
+        return "task-" + std::to_string(t->id_);  // made only when asked
+    }
+    return "<unnamed task>";
+}
+/// @endcond
 
 inline void format_default_report(const exception_context& ctx) noexcept {
     std::string line = "corio: " + ctx.message;
@@ -213,6 +232,8 @@ public:
 private:
     friend class event_loop;
     struct callback_timer;
+    template <class F>
+    struct callback_timer_for;
     callback_timer* entry_ = nullptr;
 };
 
@@ -243,7 +264,11 @@ public:
     ~event_loop() {
         end_started_tasks();
         // Tasks spawned but never run: destroy their frames, their futures end cancelled.
-        while (live_head_ != nullptr) live_head_->abandon();
+        for (detail::loop_bound* b = bound_head_; b != nullptr;) {
+            detail::loop_bound* next = b->bound_next_;  // b may be freed by its abandon
+            if (const detail::live_task* t = b->as_task(); t != nullptr && !t->finished_) b->abandon_task();
+            b = next;
+        }
         discard_timers();
         while (bound_head_ != nullptr) {
             detail::loop_bound* b = bound_head_;
@@ -275,10 +300,20 @@ public:
         return spawn(static_cast<Awaitable&&>(awaitable), spawn_options{}, where);
     }
 
-    /// Runs fn on the loop thread at the next turn. Loop thread only.
+    /// Runs fn on the loop thread at the next turn. Loop thread only. A callable of a
+    /// pointer's size that is trivially copyable (`[this] { ... }`) is kept in the ready
+    /// queue itself: no allocation.
     template <class F>
     void call_soon(F&& fn) {
-        schedule_callback(new callback<std::decay_t<F>>(static_cast<F&&>(fn)));
+        using D = std::decay_t<F>;
+        if constexpr (fits_work_item<D>) {
+            detail::work_item w{&run_inline<D>, nullptr, nullptr};
+            const D f(static_cast<F&&>(fn));
+            std::memcpy(static_cast<void*>(&w.arg), &f, sizeof(D));
+            ready_.push(w);
+        } else {
+            schedule_callback(make_callback(static_cast<F&&>(fn)));
+        }
     }
 
     /// Runs fn on the loop thread. Any thread, while the loop exists; a thread that may
@@ -320,7 +355,9 @@ public:
     /// Live spawned tasks: name and state.
     [[nodiscard]] std::vector<task_info> tasks() const {
         std::vector<task_info> out;
-        for (detail::live_task* t = live_head_; t != nullptr; t = t->live_next_) {
+        for (detail::loop_bound* b = bound_head_; b != nullptr; b = b->bound_next_) {
+            const detail::live_task* t = live(b);
+            if (t == nullptr) continue;
             const char* state = !t->started_ ? "pending" : (t == running_task() ? "running" : "waiting");
             out.push_back(task_info{t->describe(), state, t->where_});
         }
@@ -350,8 +387,18 @@ public:
 
     void schedule(std::coroutine_handle<> h, detail::task_node* node) { ready_.push({nullptr, h.address(), node}); }
     void schedule(const detail::work_item& w) { ready_.push(w); }
+    /// A callback node (make_callback) run at the next turn; the queue owns it from here.
+    void schedule_callback(detail::callback_node* cb) { ready_.push({&run_callback, cb, nullptr}); }
 
-    void add_timer(detail::timer_entry& e) { timers_.push(&e); }
+    /// fn as a callback node, from the frame pool; an exception it throws is reported as
+    /// a call_soon callback's.
+    template <class F>
+    static detail::callback_node* make_callback(F&& fn) {
+        using D = std::decay_t<F>;
+        return new callback<D>(D(static_cast<F&&>(fn)));
+    }
+
+    void add_timer(detail::timer_entry& e) noexcept { timers_.push(&e); }
     void remove_timer(detail::timer_entry& e) noexcept {
         if (e.armed()) timers_.erase(&e);
     }
@@ -376,21 +423,9 @@ public:
     /// A finished root coroutine, destroyed once the current step has unwound.
     void defer_destroy(std::coroutine_handle<> h) { zombies_.push_back(h); }
 
-    void link_live(detail::live_task* t) noexcept {
-        t->live_next_ = live_head_;
-        if (live_head_ != nullptr) live_head_->live_prev_ = t;
-        live_head_ = t;
-        ++live_count_;
-    }
-    void unlink_live(detail::live_task* t) noexcept {
-        if (t->live_prev_ != nullptr)
-            t->live_prev_->live_next_ = t->live_next_;
-        else
-            live_head_ = t->live_next_;
-        if (t->live_next_ != nullptr) t->live_next_->live_prev_ = t->live_prev_;
-        t->live_prev_ = t->live_next_ = nullptr;
-        --live_count_;
-    }
+    /// A spawned task starts or ends (it is listed through its state's loop_bound links).
+    void link_live(detail::live_task* /*t*/) noexcept { ++live_count_; }
+    void unlink_live(detail::live_task* /*t*/) noexcept { --live_count_; }
     void bind(detail::loop_bound* b) noexcept {
         b->bound_next_ = bound_head_;
         if (bound_head_ != nullptr) bound_head_->bound_prev_ = b;
@@ -418,17 +453,41 @@ public:
     void drain();
 
 private:
-    struct callback_base {
-        virtual void invoke() = 0;
-        virtual ~callback_base() = default;
-    };
     template <class F>
-    struct callback final : callback_base {
-        explicit callback(F&& f) : fn(std::move(f)) {}
-        explicit callback(const F& f) : fn(f) {}
-        void invoke() override { fn(); }
+    struct callback final : detail::callback_node {
+        explicit callback(F f) : fn(std::move(f)) { invoke = &run_or_drop; }
+        static void run_or_drop(detail::callback_node* self, bool run) noexcept {
+            auto* me = static_cast<callback*>(self);
+            if (run) invoke_reporting(me->fn, *detail::current_loop(), "call_soon");
+            delete me;
+        }
+        // Made and dropped as often as frames: the same cache.
+        static void* operator new(std::size_t n) { return detail::allocate_frame(n); }
+        static void operator delete(void* p, std::size_t n) noexcept { detail::deallocate_frame(p, n); }
         F fn;
     };
+
+    // A callable kept in the work item's argument, copied out to run: nothing to free,
+    // so discard_ready may drop it as it is.
+    template <class F>
+    static constexpr bool fits_work_item =
+        sizeof(F) <= sizeof(void*) &&
+        alignof(F) <= alignof(void*) && std::is_trivially_copyable_v<F>&& std::is_trivially_destructible_v<F>;
+    template <class F>
+    static void run_inline(void* arg) noexcept {
+        alignas(F) unsigned char bytes[sizeof(F)];
+        std::memcpy(bytes, static_cast<void*>(&arg), sizeof(F));
+        invoke_reporting(*std::launder(reinterpret_cast<F*>(bytes)), *detail::current_loop(), "call_soon");
+    }
+    /// Runs fn; what it throws goes to the loop's exception handler as a `which` callback's.
+    template <class F>
+    static void invoke_reporting(F& fn, event_loop& loop, const char* which) noexcept {
+        try {
+            fn();
+        } catch (...) {
+            loop.report_callback_exception(which);
+        }
+    }
     template <class F>
     struct remote_callback final : detail::remote_item {
         template <class G>
@@ -437,13 +496,7 @@ private:
         }
         static void run_or_drop(detail::remote_item* self, bool run) noexcept {
             auto* me = static_cast<remote_callback*>(self);
-            if (run) {
-                try {
-                    me->func();
-                } catch (...) {
-                    me->loop->report_callback_exception("call_soon_threadsafe");
-                }
-            }
+            if (run) invoke_reporting(me->func, *me->loop, "call_soon_threadsafe");
             delete me;
         }
         event_loop* loop;
@@ -460,23 +513,19 @@ private:
     }
 
     static void run_callback(void* p) noexcept {
-        auto* c = static_cast<callback_base*>(p);
-        try {
-            c->invoke();
-        } catch (...) {
-            detail::current_loop()->report_callback_exception("call_soon");
-        }
-        delete c;
+        auto* c = static_cast<detail::callback_node*>(p);
+        c->invoke(c, true);
     }
-
-    void schedule_callback(callback_base* cb) { ready_.push({&run_callback, cb, nullptr}); }
 
     // At destruction: callbacks that never ran are freed (coroutine handles in the queue
     // belong to frames owned elsewhere).
     void discard_ready() noexcept {
         while (!ready_.empty()) {
             const detail::work_item w = ready_.pop();
-            if (w.fn == &run_callback) delete static_cast<callback_base*>(w.arg);
+            if (w.fn == &run_callback) {
+                auto* c = static_cast<detail::callback_node*>(w.arg);
+                c->invoke(c, false);
+            }
         }
     }
 
@@ -494,6 +543,11 @@ private:
             zombies_.pop_back();
             h.destroy();
         }
+    }
+    // The live task b belongs to, or nullptr (not a task's state, or the task has ended).
+    static detail::live_task* live(detail::loop_bound* b) noexcept {
+        detail::live_task* t = b->as_task();
+        return t != nullptr && !t->finished_ ? t : nullptr;
     }
     [[nodiscard]] const detail::live_task* running_task() const noexcept {
         for (const detail::task_node* n = current_node_; n != nullptr; n = n->parent_)
@@ -514,10 +568,9 @@ private:
 #endif
     std::shared_ptr<detail::remote_queue> remote_;
     detail::ready_queue ready_;
-    detail::timer_heap timers_;
+    detail::timer_wheel timers_;
     std::vector<std::coroutine_handle<>> zombies_;
-    detail::live_task* live_head_ = nullptr;
-    std::size_t live_count_ = 0;
+    std::size_t live_count_ = 0;  // tasks spawned and not ended
     detail::loop_bound* bound_head_ = nullptr;
     detail::task_node* current_node_ = nullptr;
     std::uint64_t task_ids_ = 0;
@@ -548,8 +601,10 @@ inline void loop_handle::stop() const {
 /// @cond CORIO_INTERNAL
 struct timer_handle::callback_timer : detail::timer_entry {
     timer_handle* owner = nullptr;
-    std::function<void()> fn;
     event_loop* loop = nullptr;
+    // Runs the callable (or only drops it), then frees the entry: the callable is held
+    // by the entry itself (callback_timer_for), not by a std::function.
+    void (*invoke)(callback_timer* self, bool run) noexcept = nullptr;
 
     callback_timer() noexcept { fire = &run; }
     /// One function for every call_later timer: discard_timers tells them by it from the
@@ -558,13 +613,21 @@ struct timer_handle::callback_timer : detail::timer_entry {
         auto* ct = static_cast<callback_timer*>(te);
         if (ct->owner != nullptr) ct->owner->entry_ = nullptr;
         ct->owner = nullptr;
-        try {
-            ct->fn();
-        } catch (...) {
-            ct->loop->report_callback_exception("call_later");
-        }
-        delete ct;
+        ct->invoke(ct, true);
     }
+};
+
+template <class F>
+struct timer_handle::callback_timer_for final : callback_timer {
+    explicit callback_timer_for(F f) : fn(std::move(f)) { invoke = &run_or_drop; }
+    static void run_or_drop(callback_timer* self, bool run) noexcept {
+        auto* me = static_cast<callback_timer_for*>(self);
+        if (run) event_loop::invoke_reporting(me->fn, *me->loop, "call_later");
+        delete me;
+    }
+    static void* operator new(std::size_t n) { return detail::allocate_frame(n); }
+    static void operator delete(void* p, std::size_t n) noexcept { detail::deallocate_frame(p, n); }
+    F fn;
 };
 /// @endcond
 
@@ -586,14 +649,14 @@ inline bool timer_handle::cancel() noexcept {
     if (entry_ == nullptr) return false;
     callback_timer* e = std::exchange(entry_, nullptr);
     e->loop->remove_timer(*e);
-    delete e;
+    e->invoke(e, false);
     return true;
 }
 
 template <class Rep, class Period, class F>
 timer_handle event_loop::call_later(std::chrono::duration<Rep, Period> delay, F&& fn) {
-    auto* e = new timer_handle::callback_timer;
-    e->fn = std::function<void()>(static_cast<F&&>(fn));
+    using D = std::decay_t<F>;
+    auto* e = new timer_handle::callback_timer_for<D>(D(static_cast<F&&>(fn)));
     e->loop = this;
     e->deadline = detail::deadline_after(detail::saturating_ceil(delay));
     add_timer(*e);
@@ -697,22 +760,19 @@ inline void event_loop::take_remote() noexcept {
 }
 
 inline void event_loop::fire_timers(detail::clock::time_point now) noexcept {
-    while (!timers_.empty() && timers_.next_deadline() <= now) {
-        detail::timer_entry* e = timers_.pop();
-        e->fire(e);
-    }
+    timers_.collect_due(now);
+    while (detail::timer_entry* e = timers_.pop_due()) e->fire(e);
 }
 
 inline void event_loop::discard_timers() noexcept {
     // call_later timers are the loop's: their callbacks never run. Any other entry is a
     // deadline inside the frame of a task that could not be ended (abandon_started_tasks),
     // not the loop's to free.
-    while (!timers_.empty()) {
-        detail::timer_entry* t = timers_.pop();
+    while (detail::timer_entry* t = timers_.pop_any()) {
         if (t->fire != &timer_handle::callback_timer::run) continue;
         auto* e = static_cast<timer_handle::callback_timer*>(t);
         if (e->owner != nullptr) e->owner->entry_ = nullptr;
-        delete e;
+        e->invoke(e, false);
     }
 }
 
@@ -758,8 +818,9 @@ inline void event_loop::run_wait(std::chrono::nanoseconds timeout) {
 
 inline void event_loop::drain() {
     for (;;) {
-        for (detail::live_task* t = live_head_; t != nullptr; t = t->live_next_) {
-            t->cancel_once();  // a task that catches the cancel may await during its cleanup
+        for (detail::loop_bound* b = bound_head_; b != nullptr; b = b->bound_next_) {
+            // A task that catches the cancel may await during its cleanup.
+            if (detail::live_task* t = live(b); t != nullptr) t->cancel_once();
         }
         if (live_count_ == 0 && ready_.empty()) break;
         run_once();
@@ -815,7 +876,10 @@ struct run_scope {
 // awaiter and waits for the kernel's and the pool's last completion of each operation.
 inline void event_loop::end_started_tasks() noexcept {
     bool started = false;
-    for (detail::live_task* t = live_head_; t != nullptr && !started; t = t->live_next_) started = t->started_;
+    for (detail::loop_bound* b = bound_head_; b != nullptr && !started; b = b->bound_next_) {
+        const detail::live_task* t = live(b);
+        started = t != nullptr && t->started_;
+    }
     if (!started) return;
     if (running_ || owner_ != std::this_thread::get_id()) {
         // Destroyed from inside its own run, or on another thread: it cannot be driven.
@@ -846,14 +910,12 @@ inline void event_loop::end_started_tasks() noexcept {
 // freed under the structures that point into it (its future, if anyone holds it, stays
 // pending: there is no loop left to complete it on).
 inline void event_loop::abandon_started_tasks() noexcept {
-    detail::live_task* t = live_head_;
-    while (t != nullptr) {
-        detail::live_task* next = t->live_next_;
-        if (t->started_) {
+    for (detail::loop_bound* b = bound_head_; b != nullptr; b = b->bound_next_) {
+        detail::live_task* t = live(b);
+        if (t != nullptr && t->started_) {
             unlink_live(t);
             t->finished_ = true;
         }
-        t = next;
     }
 }
 

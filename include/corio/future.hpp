@@ -93,12 +93,19 @@ public:
 
     void add_waiter(sync_waiter* w) noexcept { waiters_.push_back(w); }
 
-    void add_callback(std::function<void()> cb) {
-        if (loop_ == nullptr) throw usage_error("corio: add_done_callback on a future whose loop is gone");
-        if (done())
-            loop_->call_soon(std::move(cb));
-        else
-            callbacks_.push_back(std::move(cb));
+    /// Takes cb (made by event_loop::make_callback): scheduled when the future is done,
+    /// at once if it is done already.
+    void add_callback(callback_node* cb) {
+        if (loop_ == nullptr) {
+            cb->invoke(cb, false);
+            throw usage_error("corio: add_done_callback on a future whose loop is gone");
+        }
+        if (done()) {
+            loop_->schedule_callback(cb);
+        } else {
+            cb->next = callbacks_;  // newest first: finish() reverses them
+            callbacks_ = cb;
+        }
     }
 
     void loop_closing() noexcept override {
@@ -114,13 +121,28 @@ public:
     [[nodiscard]] virtual corio::source_location task_location() const { return {}; }
 
 protected:
-    virtual ~future_state_base() = default;
+    virtual ~future_state_base() {
+        // Never done (its loop went first): the callbacks are dropped unrun.
+        while (callbacks_ != nullptr) {
+            callback_node* cb = std::exchange(callbacks_, callbacks_->next);
+            cb->invoke(cb, false);
+        }
+    }
 
-    /// Wakes the awaiters in the order they came, and schedules the done callbacks.
+    /// Wakes the awaiters in the order they came, and schedules the done callbacks in the
+    /// order they were added.
     void finish() noexcept {
         waiters_.wake_all();
-        for (auto& cb : callbacks_) loop_->call_soon(std::move(cb));
-        callbacks_.clear();
+        callback_node* in_order = nullptr;
+        while (callbacks_ != nullptr) {
+            callback_node* cb = std::exchange(callbacks_, callbacks_->next);
+            cb->next = in_order;
+            in_order = cb;
+        }
+        while (in_order != nullptr) {
+            callback_node* cb = std::exchange(in_order, in_order->next);
+            loop_->schedule_callback(cb);
+        }
     }
 
     void report_if_unretrieved() noexcept {
@@ -137,7 +159,7 @@ protected:
     bool promise_reference_ = false;  // one of refs_ is a promise's, not yet delivered
     std::exception_ptr exception_;
     waiter_list waiters_;
-    std::vector<std::function<void()>> callbacks_;
+    callback_node* callbacks_ = nullptr;  // one pointer: most futures never get one
 
     template <class>
     friend class corio::future;
@@ -289,7 +311,8 @@ public:
     /// it throws goes to the loop's exception handler (report_kind::callback_exception).
     template <class F>
     void add_done_callback(F&& fn) {
-        state().add_callback([self = *this, f = std::decay_t<F>(static_cast<F&&>(fn))]() mutable {
+        detail::future_state<T>& st = state();
+        st.add_callback(event_loop::make_callback([self = *this, f = std::decay_t<F>(static_cast<F&&>(fn))]() mutable {
             try {
                 f(self);
             } catch (...) {
@@ -298,7 +321,7 @@ public:
                     exception_context{report_kind::callback_exception, "exception in a done callback",
                                       std::current_exception(), self.st_->task_name(), self.st_->task_location()});
             }
-        });
+        }));
     }
 
     /// @cond CORIO_INTERNAL

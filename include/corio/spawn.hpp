@@ -3,7 +3,9 @@
 /// spawn: run an awaitable as a task of its own on the current loop (asyncio
 /// create_task). The loop holds the task until it ends; the future shares its result.
 
+#include <memory>
 #include <string>
+#include <string_view>
 #include <utility>
 
 #include <corio/event_loop.hpp>
@@ -21,11 +23,11 @@ std::coroutine_handle<> group_child_done(task_group_core* g, future_state_base& 
 template <class T>
 class spawn_state final : public future_state<T>, public live_task {
 public:
-    spawn_state(event_loop& loop, task<T> t, std::string name, corio::source_location where)
-        : future_state<T>(&loop), task_(std::move(t)), name_text_(std::move(name)) {
+    spawn_state(event_loop& loop, task<T> t, std::string_view name, corio::source_location where)
+        : future_state<T>(&loop), task_(std::move(t)) {
         id_ = loop.next_task_id();
         is_task_ = true;
-        name_ = &name_text_;
+        if (!name.empty()) name_ = std::make_unique<const std::string>(name);  // most tasks have none
         where_ = where;
         on_finish_ = &on_finish;
         auto& p = task_.handle().promise();
@@ -39,7 +41,9 @@ public:
 
     bool cancel() noexcept override { return this->request_cancel(); }
 
-    void abandon() noexcept override {
+    live_task* as_task() noexcept override { return this; }
+
+    void abandon_task() noexcept override {
         // The loop dies before this task ever ran: drop the frame, end cancelled.
         finished_ = true;
         event_loop* loop = this->loop();
@@ -79,13 +83,10 @@ private:
         self->finished_ = true;
         auto& p = self->task_.handle().promise();
         if (p.exception_) {
-            try {
-                std::rethrow_exception(p.exception_);
-            } catch (const cancelled_error&) {
+            if (p.ended_cancelled())
                 self->future_state_base::cancel();  // a task that let cancelled_error out ends cancelled
-            } catch (...) {
+            else
                 self->set_exception(p.exception_);  // a failure is never hidden by a cancel
-            }
         } else if (self->cancel_pending_) {
             // It returned with a cancel not yet delivered: it ends cancelled (asyncio's
             // cancel-at-end), its value discarded. Waits that hand a value over (queue pop,
@@ -118,7 +119,6 @@ private:
     }
 
     task<T> task_;
-    std::string name_text_;
 };
 
 }  // namespace detail
@@ -134,7 +134,7 @@ auto event_loop::spawn(Awaitable&& awaitable, spawn_options options, corio::sour
                 "the task; a temporary lambda dies at the end of the statement while the task still runs. "
                 "Pass the lambda itself: spawn([&]() -> task<> { ... }) keeps it alive with the task",
                 nullptr, std::string(options.name), where});
-    auto* st = new detail::spawn_state<T>(*this, std::move(t), std::string(options.name), where);
+    auto* st = new detail::spawn_state<T>(*this, std::move(t), options.name, where);
     return future<T>(st);
 }
 

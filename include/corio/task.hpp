@@ -5,6 +5,7 @@
 /// completing tasks runs in constant stack.
 
 #include <coroutine>
+#include <cxxabi.h>
 #include <cstdint>
 #include <exception>
 #include <functional>
@@ -12,6 +13,7 @@
 #include <optional>
 #include <string_view>
 #include <type_traits>
+#include <typeinfo>
 #include <utility>
 
 #include <corio/config.hpp>
@@ -77,6 +79,13 @@ inline bool outside_frame(const void* frame, const void* p) noexcept {
     return q < f || q - f >= frame_bound;
 }
 
+// Whether the exception being handled is exactly a cancelled_error, from its type (the
+// Itanium ABI's, which g++ and clang share on every target corio runs on): no rethrow.
+inline bool handling_cancelled_error() noexcept {
+    const std::type_info* t = abi::__cxa_current_exception_type();
+    return t != nullptr && *t == typeid(cancelled_error);
+}
+
 struct promise_base {
     std::coroutine_handle<> continuation_{};
     task_node* node_ = nullptr;
@@ -84,6 +93,9 @@ struct promise_base {
     // The coroutine is a capturing lambda called on a closure outside its frame: spawn
     // reports it (see is_capturing_closure and event_loop::spawn).
     bool borrowed_closure_ = false;
+    // exception_ is a cancelled_error: told by its type as it escapes, so that the
+    // combinators need not rethrow it to ask (a when_any's losers, a wait_for's timeout).
+    bool cancelled_ = false;
 
     // A temporary closure lives on the stack of the code that spawns; one that is named in
     // a coroutine lives in that coroutine's frame and, awaited there, outlives the task:
@@ -125,7 +137,24 @@ struct promise_base {
 
     static std::suspend_always initial_suspend() noexcept { return {}; }
     static final_awaiter final_suspend() noexcept { return {}; }
-    void unhandled_exception() noexcept { exception_ = std::current_exception(); }
+    void unhandled_exception() noexcept {
+        exception_ = std::current_exception();
+        cancelled_ = handling_cancelled_error();
+    }
+
+    /// True when the coroutine ended by a cancellation (corio's, or a cancelled_error the
+    /// user threw). Only a class derived from cancelled_error costs a rethrow to tell.
+    [[nodiscard]] bool ended_cancelled() const noexcept {
+        if (cancelled_) return true;
+        if (exception_ == nullptr) return false;
+        try {
+            std::rethrow_exception(exception_);
+        } catch (const cancelled_error&) {
+            return true;
+        } catch (...) {
+            return false;
+        }
+    }
 
     void rethrow_if_failed() const {
         if (exception_) std::rethrow_exception(exception_);

@@ -11,7 +11,7 @@
 #include <corio/detail/child_group.hpp>
 #include <corio/detail/io_awaiter.hpp>
 #include <corio/detail/suspension.hpp>
-#include <corio/detail/timer_heap.hpp>
+#include <corio/detail/timer_wheel.hpp>
 #include <corio/event_loop.hpp>
 #include <corio/task.hpp>
 
@@ -111,8 +111,8 @@ public:
         auto& g = children_.group;
         auto& p = children_.template promise<0>();
         if (p.exception_) {
-            if (is_cancellation(p.exception_) && timed_out_ && !g.parent_cancelled) throw timeout_error();
-            g.rethrow(p.exception_);
+            if (timed_out_ && !g.parent_cancelled && p.ended_cancelled()) throw timeout_error();
+            g.rethrow(p);
         }
         return p.take();  // the inner work finished first (or won the race): its value
     }

@@ -1181,7 +1181,7 @@ private:
         const int rc = io_uring_enter2(static_cast<unsigned>(ring_.ring_fd), to_submit, want,
                                        IORING_ENTER_GETEVENTS | IORING_ENTER_EXT_ARG, reinterpret_cast<sigset_t*>(&arg),
                                        sizeof arg);
-        return rc < 0 ? -errno : rc;
+        return rc;  // liburing gives -errno itself
     }
 
     // ---- registered files ----

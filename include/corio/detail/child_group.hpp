@@ -14,7 +14,7 @@
 #include <vector>
 
 #include <corio/detail/task_node.hpp>
-#include <corio/detail/timer_heap.hpp>
+#include <corio/detail/timer_wheel.hpp>
 #include <corio/event_loop.hpp>
 #include <corio/task.hpp>
 
@@ -36,16 +36,6 @@ enum class group_policy : std::uint8_t {
     fail_fast,  // the first failure cancels the others
     first,      // the first to end cancels the others
 };
-
-inline bool is_cancellation(const std::exception_ptr& e) noexcept {
-    try {
-        std::rethrow_exception(e);
-    } catch (const cancelled_error&) {
-        return true;
-    } catch (...) {
-        return false;
-    }
-}
 
 struct child_group {
     static constexpr std::size_t npos = ~std::size_t{0};
@@ -109,15 +99,15 @@ struct child_group {
 
     /// Rethrows a child's failure; a cancellation caused by the parent's own cancel is
     /// delivered as the parent's (its pending request is consumed).
-    [[noreturn]] void rethrow(const std::exception_ptr& e) const {
-        if (parent_cancelled && is_cancellation(e)) throw_cancelled(parent_node);
-        std::rethrow_exception(e);
+    [[noreturn]] void rethrow(const promise_base& child) const {
+        if (parent_cancelled && child.ended_cancelled()) throw_cancelled(parent_node);
+        std::rethrow_exception(child.exception_);
     }
 
     /// Reports every real failure but child `which`'s, then rethrows that one's if it failed.
     void rethrow_reporting_others(std::size_t which, const char* what) const {
         report_other_failures(which, what);
-        if (slots[which].failed()) rethrow(slots[which].promise->exception_);
+        if (slots[which].failed()) rethrow(*slots[which].promise);
     }
 
     /// The parent was cancelled and the outcomes are not returned: their real failures
@@ -131,7 +121,7 @@ struct child_group {
     /// dropped: each goes to the loop's exception handler.
     void report_other_failures(std::size_t rethrown, const char* what) const noexcept {
         for (std::size_t i = 0; i < count; ++i) {
-            if (i == rethrown || !slots[i].failed() || is_cancellation(slots[i].promise->exception_)) continue;
+            if (i == rethrown || !slots[i].failed() || slots[i].promise->ended_cancelled()) continue;
             loop->report(exception_context{report_kind::unretrieved_exception,
                                            what,
                                            slots[i].promise->exception_,

@@ -10,6 +10,13 @@
 
 namespace corio::detail {
 
+/// A callback kept outside the queue (call_soon's larger callables, done callbacks): one
+/// function runs it or only drops it, then frees it. No virtual call, no std::function.
+struct callback_node {
+    void (*invoke)(callback_node* self, bool run) noexcept = nullptr;
+    callback_node* next = nullptr;  // in a future's list of done callbacks
+};
+
 struct work_item {
     void (*fn)(void* arg) noexcept = nullptr;  // nullptr: arg is a coroutine handle to resume
     void* arg = nullptr;

@@ -33,26 +33,29 @@ struct cancel_listener {
 struct task_node {
     cancel_hook hook_{};
     cancel_listener* listeners_ = nullptr;
-    // A cancel request not yet delivered as cancelled_error. It survives a wait that
-    // completed before the cancel reached it, and fires at the next suspension point
-    // (or, for a spawned task, ends the task cancelled if it returns first).
-    bool cancel_pending_ = false;
-    // Level-triggered (a cancel scope's body): once cancelled, every suspension point
-    // throws, delivery does not consume the request.
-    bool sticky_ = false;
-    bool finished_ = false;
-    bool owner_cancelled_ = false;  // see cancel_from_owner
     // Cancel requests made and not withdrawn (asyncio's Task.cancelling()): a group or
     // scope that swallows a cancel it sent withdraws it, and then sees whether any came
     // from elsewhere.
     std::uint32_t cancel_requests_ = 0;
+    // The flags are bits: with the count they take one word of a node, which every task
+    // and every combinator's child carries.
+    //
+    // A cancel request not yet delivered as cancelled_error. It survives a wait that
+    // completed before the cancel reached it, and fires at the next suspension point
+    // (or, for a spawned task, ends the task cancelled if it returns first).
+    bool cancel_pending_ : 1 = false;
+    // Level-triggered (a cancel scope's body): once cancelled, every suspension point
+    // throws, delivery does not consume the request.
+    bool sticky_ : 1 = false;
+    bool finished_ : 1 = false;
+    bool owner_cancelled_ : 1 = false;  // see cancel_from_owner
+    bool is_task_ : 1 = false;          // a spawned task (a live_task), not a combinator's child
+    bool started_ : 1 = false;          // a spawned task's first step has run (kept here, where flags pack)
     // Called by the final awaiter of the node's root coroutine; returns what to resume.
     std::coroutine_handle<> (*on_finish_)(task_node*) noexcept = nullptr;
-    // Names are looked up through parents (a gather child reports its parent's name).
+    // Names are looked up through parents (a gather child reports its parent's name);
+    // only spawned tasks (live_task) carry one.
     task_node* parent_ = nullptr;
-    const std::string* name_ = nullptr;
-    std::uint64_t id_ = 0;  // spawned tasks without a name are called "task-<id>"
-    bool is_task_ = false;  // a spawned task (a live_task), not a combinator's child
     // Made on demand by current_stop_token(); requested with the first cancel.
     std::unique_ptr<std::stop_source> stop_;
 
@@ -141,13 +144,9 @@ struct task_node {
         return stop_->get_token();
     }
 
-    [[nodiscard]] std::string describe() const {
-        for (const task_node* n = this; n != nullptr; n = n->parent_) {
-            if (n->name_ != nullptr && !n->name_->empty()) return *n->name_;
-            if (n->is_task_) return "task-" + std::to_string(n->id_);  // made only when asked
-        }
-        return "<unnamed task>";
-    }
+    /// The name of the spawned task this node runs in (defined with live_task, in
+    /// event_loop.hpp).
+    [[nodiscard]] std::string describe() const;
 };
 
 /// Delivers a cancellation at a suspension point: consumes the node's pending request
