@@ -60,7 +60,7 @@ loop_options zero_copy_from(std::size_t bytes) {
 }  // namespace
 
 TEST_CASE("zero-copy send: 16 MiB in writes of 1 MiB arrive intact") {
-    const zero_copy_locally local;
+    [[maybe_unused]] const zero_copy_locally local;
     event_loop loop(zero_copy_from(64 * 1024));
     loop.run([]() -> task<> {
         auto pair = co_await connect_pair();
@@ -115,7 +115,7 @@ TEST_CASE("zero-copy send: small writes stay plain sends, and the default is off
 }
 
 TEST_CASE("zero-copy send: a peer that goes away mid-write is an error, not a hang") {
-    const zero_copy_locally local;
+    [[maybe_unused]] const zero_copy_locally local;
     event_loop loop(zero_copy_from(64 * 1024));
     loop.run([]() -> task<> {
         auto pair = co_await connect_pair();
@@ -140,7 +140,7 @@ TEST_CASE("zero-copy send: a peer that goes away mid-write is an error, not a ha
 }
 
 TEST_CASE("zero-copy send: a write ends only once the kernel has let go of the buffer") {
-    const zero_copy_locally local;
+    [[maybe_unused]] const zero_copy_locally local;
     event_loop loop(zero_copy_from(64 * 1024));
     loop.run([]() -> task<> {
         auto pair = co_await connect_pair();
@@ -189,7 +189,7 @@ TEST_CASE("zero-copy send: skipped for a peer on this host, where a deadline sti
 
 #if CORIO_HAS_IO_URING
 TEST_CASE("zero-copy send: a kernel without it gets plain sends (io_uring)") {
-    const zero_copy_locally local;
+    [[maybe_unused]] const zero_copy_locally local;
     detail::uring_probe_fault = [](unsigned op) { return op == IORING_OP_SEND_ZC; };
     event_loop loop(zero_copy_from(64 * 1024));
     detail::uring_probe_fault = nullptr;
