@@ -692,19 +692,21 @@ inline std::unique_ptr<detail::backend> event_loop::make_backend() {
         return std::make_unique<detail::epoll_backend>(wake_fd);
     }
 #if CORIO_HAS_IO_URING
+    // The io_uring options, the same whether io_uring was asked for or chosen.
+    auto configure = [this](detail::uring_backend& b) {
+        b.set_recv_buffers(options_.recv_buffers, options_.recv_buffer_size);
+        b.set_zero_copy_send(options_.zero_copy_send);
+        b.set_batch_wait(static_cast<unsigned>(std::clamp<std::int64_t>(options_.batch_wait.count(), 0, 1'000'000)));
+    };
     if (want == backend_kind::io_uring) {
         auto b = std::make_unique<detail::uring_backend>(options_.queue_depth, wake_fd);  // throws a clear error
-        b->set_recv_buffers(options_.recv_buffers, options_.recv_buffer_size);
-        b->set_zero_copy_send(options_.zero_copy_send);
-        b->set_batch_wait(static_cast<unsigned>(std::clamp<std::int64_t>(options_.batch_wait.count(), 0, 1'000'000)));
+        configure(*b);
         note("event loop uses the " + b->describe() + " backend (requested)");
         return b;
     }
     try {
         auto b = std::make_unique<detail::uring_backend>(options_.queue_depth, wake_fd);
-        b->set_recv_buffers(options_.recv_buffers, options_.recv_buffer_size);
-        b->set_zero_copy_send(options_.zero_copy_send);
-        b->set_batch_wait(static_cast<unsigned>(std::clamp<std::int64_t>(options_.batch_wait.count(), 0, 1'000'000)));
+        configure(*b);
         note("event loop uses the " + b->describe() + " backend");
         return b;
     } catch (const std::system_error& e) {

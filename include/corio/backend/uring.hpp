@@ -964,12 +964,18 @@ private:
             if (sqe == nullptr) return false;
             fill_multishot(static_cast<int>(fd), *sqe);
             ++multishot_arms_;
-            s.armed = true;
-            s.stop_sent = false;
-            ++s.ops;
+            mark_armed(s);
         }
         wait_on(op, s);
         return true;
+    }
+
+    // A socket's multishot (receive or accept) is in the kernel: it counts among the
+    // socket's operations until its last CQE.
+    static void mark_armed(fd_state& s) noexcept {
+        s.armed = true;
+        s.stop_sent = false;
+        ++s.ops;
     }
 
     static void wait_on(io_op& op, fd_state& s) noexcept {
@@ -1335,9 +1341,7 @@ private:
             if (s.fixed) sqe->flags |= IOSQE_FIXED_FILE;
             io_uring_sqe_set_data64(sqe, accept_data(fd));
             ++multishot_accepts_;
-            s.armed = true;
-            s.stop_sent = false;
-            ++s.ops;
+            mark_armed(s);
         }
         wait_on(op, s);
         return true;
